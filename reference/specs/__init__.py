@@ -1,0 +1,1 @@
+"""One file per op family; each registers its OpSpecs at import (see reference.registry)."""

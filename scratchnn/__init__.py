@@ -1,0 +1,19 @@
+"""scratchnn: deep learning written out by hand.
+
+Every op has a NumPy forward and a hand-written backward, proved equal to PyTorch by the tests
+in ``tests/`` (see ``reference/``). The library needs only NumPy.
+
+    import scratchnn as snn
+    import scratchnn.functional as F
+
+    out, pullback = snn.vjp(F.linear, x, w, b)
+    dx, dw, db = pullback(dout)
+"""
+from . import data, functional, nn, optim
+from .autodiff import defop, is_op, vjp
+from .gradcheck import GradcheckError, gradcheck
+from .random import default_generator, manual_seed
+
+__version__ = "0.1.0"
+__all__ = ["functional", "nn", "optim", "data", "vjp", "defop", "is_op", "gradcheck", "GradcheckError",
+           "manual_seed", "default_generator", "__version__"]

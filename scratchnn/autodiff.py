@@ -1,0 +1,110 @@
+"""The op contract: ``defop`` ties a forward to its backward, ``vjp`` differentiates any op.
+
+An op is written as a pair::
+
+    def sigmoid_forward(x) -> (y, ctx)        # ctx holds exactly what backward reads
+    def sigmoid_backward(ctx, dy) -> dx       # one gradient per differentiable input
+
+and published as ``sigmoid = defop(sigmoid_forward, sigmoid_backward)``: a plain function with
+torch's name and signature that returns only the output. ``vjp`` (in the convention of
+``jax.vjp``) runs the forward and hands back a *pullback*::
+
+    out, pullback = scratchnn.vjp(F.conv2d, x, w, b, stride=2, padding=1)
+    dx, dw, db = pullback(dout)
+
+``pullback`` returns one entry per positional argument: the gradient (same shape and dtype as the
+argument) for a floating array, ``None`` for anything else. Keyword arguments are options and are
+never differentiated. Where an op returns several outputs, ``dout`` has the same structure and any
+entry may be ``None`` (read as zeros; integer outputs such as pooling indices take ``None``).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["defop", "vjp", "is_op"]
+
+
+def defop(forward: Callable, backward: Callable, *, name: str | None = None) -> Callable:
+    """Publish ``forward``/``backward`` as one torch-named functional op.
+
+    The returned function has ``forward``'s signature, a docstring made of the forward's and the
+    backward's docstrings, and attributes ``.forward`` / ``.backward`` that ``vjp`` uses.
+    """
+    name = name or forward.__name__.removesuffix("_forward")
+
+    def op(*args: Any, **kwargs: Any) -> Any:
+        return forward(*args, **kwargs)[0]
+
+    op.__name__ = op.__qualname__ = name
+    op.__module__ = forward.__module__
+    op.__signature__ = inspect.signature(forward).replace(  # type: ignore[attr-defined]
+        return_annotation=inspect.Signature.empty)
+    fdoc = inspect.cleandoc(forward.__doc__ or "")
+    bdoc = inspect.cleandoc(backward.__doc__ or "")
+    op.__doc__ = f"{fdoc}\n\nBackward ({backward.__name__}):\n\n{bdoc}"
+    op.forward = forward  # type: ignore[attr-defined]
+    op.backward = backward  # type: ignore[attr-defined]
+    return op
+
+
+def is_op(f: Any) -> bool:
+    """True for a function made by :func:`defop` (one that :func:`vjp` can differentiate)."""
+    return callable(getattr(f, "forward", None)) and callable(getattr(f, "backward", None))
+
+
+def _is_float_array(a: Any) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind == "f"
+
+
+def _check_dout(name: str, out: Any, dout: Any, where: str = "dout") -> Any:
+    """Match ``dout`` to ``out``'s structure; ``None`` for a float output becomes zeros."""
+    if isinstance(out, tuple):
+        if dout is None:
+            dout = (None,) * len(out)
+        if not isinstance(dout, (tuple, list)) or len(dout) != len(out):
+            raise ValueError(f"{name} pullback: parameter '{where}' must be a tuple of "
+                             f"{len(out)} entries mirroring the outputs")
+        return tuple(_check_dout(name, o, d, f"{where}[{i}]")
+                     for i, (o, d) in enumerate(zip(out, dout)))
+    if not _is_float_array(out):
+        return None                       # integer outputs (indices) carry no gradient
+    if dout is None:
+        return np.zeros_like(out)
+    if not isinstance(dout, np.ndarray):
+        raise TypeError(f"{name} pullback: parameter '{where}' must be a numpy.ndarray, "
+                        f"got {type(dout).__name__}")
+    if dout.shape != out.shape:
+        raise ValueError(f"{name} pullback: parameter '{where}' must have the output's shape "
+                         f"{out.shape}, got {dout.shape}")
+    return dout.astype(out.dtype, copy=False)
+
+
+def vjp(f: Callable, *args: Any, **kwargs: Any) -> tuple[Any, Callable]:
+    """Run op ``f`` forward and return ``(out, pullback)``; see the module docstring."""
+    if not is_op(f):
+        raise TypeError(f"vjp(): parameter 'f' must be a scratchnn functional op "
+                        f"(made with defop), got {f!r}")
+    name = f.__name__
+    out, ctx = f.forward(*args, **kwargs)
+
+    def pullback(dout: Any) -> tuple[Any, ...]:
+        grads = f.backward(ctx, _check_dout(name, out, dout))
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        result = []
+        for i, a in enumerate(args):
+            g = grads[i] if i < len(grads) else None
+            if not _is_float_array(a) or g is None:
+                result.append(None)
+                continue
+            if g.shape != a.shape or g.dtype != a.dtype:   # an op bug, never the user's
+                raise RuntimeError(f"{name}: backward returned a gradient of shape {g.shape} "
+                                   f"and dtype {g.dtype} for argument {i} of shape {a.shape} "
+                                   f"and dtype {a.dtype}")
+            result.append(g)
+        return tuple(result)
+
+    return out, pullback

@@ -1,0 +1,2 @@
+"""Offline data: MNIST-format IDX reader, bundled digits, batch iterator."""
+__all__: list[str] = []

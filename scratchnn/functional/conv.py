@@ -1,0 +1,2 @@
+"""conv ops (see the family issue)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""dropout ops (see the family issue)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""pooling ops (see the family issue)."""
+__all__: list[str] = []

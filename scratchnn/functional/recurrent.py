@@ -1,0 +1,2 @@
+"""recurrent ops (see the family issue)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""container modules."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""conv modules."""
+__all__: list[str] = []

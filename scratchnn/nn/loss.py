@@ -1,0 +1,2 @@
+"""loss modules."""
+__all__: list[str] = []

@@ -1,0 +1,293 @@
+"""``Parameter``, ``Module``, ``Sequential``: torch.nn's containers, with explicit backprop.
+
+The module contract (DESIGN.md):
+
+* ``y = m(x)`` runs ``forward`` and keeps what ``backward`` needs (only the latest call's);
+* ``dx = m.backward(dy)`` takes gradients mirroring forward's outputs, returns gradients
+  mirroring forward's array inputs, and **adds** into every parameter's ``.grad``;
+* ``state_dict()`` has torch's keys, shapes and layouts, so a torch state_dict (converted with
+  ``.numpy()``) loads directly.
+
+Most layers are a functional op plus parameters; :class:`OpModule` writes that pattern once.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ..autodiff import vjp
+
+__all__ = ["Parameter", "Module", "Sequential", "OpModule"]
+
+
+class Parameter:
+    """A trainable array: ``.data`` (the values) and ``.grad`` (None until a backward adds one).
+
+    As in torch, ``.grad`` is assignable and optimizers update ``.data`` in place.
+    """
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = True):
+        if not isinstance(data, np.ndarray) or data.dtype.kind != "f":
+            raise TypeError("Parameter(): parameter 'data' must be a floating numpy.ndarray")
+        self.data = data
+        self.grad: np.ndarray | None = None
+        self.requires_grad = requires_grad
+
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def accumulate(self, g: np.ndarray) -> None:
+        """``grad += g`` (``grad = g`` the first time), as torch's autograd accumulates."""
+        if not self.requires_grad:
+            return
+        if self.grad is None:
+            self.grad = np.array(g, dtype=self.data.dtype, copy=True)
+        else:
+            self.grad += g
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype})"
+
+
+class Module:
+    """Base class of every layer: parameter/submodule registration, modes, state_dict.
+
+    Subclasses implement ``forward(*inputs)`` and ``backward(*grads)``.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -- registration ---------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
+                               f"assigning attributes")
+        params, mods = self.__dict__["_parameters"], self.__dict__["_modules"]
+        params.pop(name, None)
+        mods.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            mods[name] = value
+        elif value is None and name in self.__dict__.get("_param_slots", ()):
+            params[name] = None                       # e.g. bias=False keeps the slot
+        object.__setattr__(self, name, value)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` (``None`` keeps an empty slot, as torch's ``bias=None``)."""
+        self.__dict__.setdefault("_param_slots", set()).add(name)
+        setattr(self, name, param)
+
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """A non-trainable array that is part of the state_dict (e.g. running statistics)."""
+        self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    # -- traversal ------------------------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        seen: set[int] = set()
+        for name, p in self._named_members(prefix, "_parameters"):
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        yield from self._named_members(prefix, "_buffers")
+
+    def _named_members(self, prefix: str, kind: str) -> Iterator[tuple[str, Any]]:
+        for name, v in getattr(self, kind).items():
+            yield prefix + name, v
+        for mname, m in self._modules.items():
+            if m is not None:
+                yield from m._named_members(f"{prefix}{mname}.", kind)
+
+    def children(self) -> Iterator["Module"]:
+        yield from (m for m in self._modules.values() if m is not None)
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, m in self.named_modules():
+            yield m
+
+    # -- modes and grads ------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        if not isinstance(mode, bool):
+            raise TypeError(f"{type(self).__name__}.train(): parameter 'mode' must be a bool")
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's ``.grad`` (to None by default, as torch ≥ 2.0)."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def to(self, dtype: Any) -> "Module":
+        """Cast every parameter and buffer to ``dtype`` (float32 or float64), in place."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"{type(self).__name__}.to(): parameter 'dtype' must be float32 or "
+                            f"float64, got {dtype}")
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    p.data = p.data.astype(dtype)
+                    p.grad = None if p.grad is None else p.grad.astype(dtype)
+            for k, b in list(m._buffers.items()):
+                if b is not None and b.dtype.kind == "f":
+                    m.register_buffer(k, b.astype(dtype))
+        return self
+
+    def double(self) -> "Module":
+        return self.to(np.float64)
+
+    def float(self) -> "Module":
+        return self.to(np.float32)
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """Parameters and buffers under torch's keys (the arrays themselves, as torch shares
+        storage)."""
+        sd: OrderedDict[str, np.ndarray] = OrderedDict()
+        for name, p in self._named_members("", "_parameters"):
+            if p is not None:
+                sd[name] = p.data
+        for name, b in self.named_buffers():
+            if b is not None:
+                sd[name] = b
+        return sd
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> None:
+        """Copy arrays (or anything with ``.numpy()``) into the parameters, checking keys/shapes."""
+        fn = f"{type(self).__name__}.load_state_dict"
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"{fn}(): parameter 'state_dict' must be a mapping")
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"{fn}(): parameter 'state_dict' has missing keys {missing} and "
+                           f"unexpected keys {unexpected}")
+        arrays = {}
+        for k, v in state_dict.items():
+            if k not in own:
+                continue
+            a = np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+            if a.shape != own[k].shape:
+                raise ValueError(f"{fn}(): parameter 'state_dict' key '{k}' has shape "
+                                 f"{a.shape}, expected {own[k].shape}")
+            arrays[k] = a
+        for k, a in arrays.items():                        # validated first, then copied
+            np.copyto(own[k], a, casting="unsafe")
+
+    # -- calling --------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} defines no forward()")
+
+    def backward(self, *grads: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} defines no backward()")
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + ("\n" + "\n".join(lines) + "\n)" if lines else ")")
+
+
+class OpModule(Module):
+    """A module that is one functional op applied to its input(s) and parameters.
+
+    Subclasses implement ``_call(x)`` returning ``(out, pullback)`` — normally
+    ``vjp(F.op, x, self.weight.data, ...)`` — and list in ``_grad_params`` the parameter
+    names that pullback's entries 1.. map to. ``backward`` then returns the input gradient and
+    accumulates the rest into ``.grad``.
+    """
+
+    _grad_params: tuple[str, ...] = ()
+
+    def _call(self, *inputs: Any) -> tuple[Any, Callable]:
+        raise TypeError(f"{type(self).__name__} defines no _call()")
+
+    def forward(self, *inputs: Any) -> Any:
+        out, self._pullback = self._call(*inputs)
+        object.__setattr__(self, "_n_inputs", len(inputs))
+        return out
+
+    def backward(self, dout: Any) -> Any:
+        pb = self.__dict__.get("_pullback")
+        if pb is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
+        grads = pb(dout)
+        n = self.__dict__["_n_inputs"]
+        for name, g in zip(self._grad_params, grads[n:]):
+            p = getattr(self, name)
+            if p is not None and g is not None:
+                p.accumulate(g)
+        return grads[0] if n == 1 else grads[:n]
+
+
+class Sequential(Module):
+    """Modules applied in order; ``backward`` runs them in reverse."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential(): argument {i} must be a Module, got "
+                                f"{type(m).__name__}")
+            setattr(self, str(i), m)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def append(self, m: Module) -> "Sequential":
+        setattr(self, str(len(self)), m)
+        return self
+
+    def forward(self, x: Any) -> Any:
+        for m in self:
+            x = m(x)
+        return x
+
+    def backward(self, dy: Any) -> Any:
+        for m in reversed(list(self)):
+            dy = m.backward(dy)
+        return dy
+

@@ -1,0 +1,2 @@
+"""recurrent modules."""
+__all__: list[str] = []
