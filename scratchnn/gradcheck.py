@@ -41,6 +41,10 @@ class GradcheckError(AssertionError):
     """A backward disagrees with finite differences; the message says where."""
 
 
+def _idx(flat: int, shape: tuple) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(int(flat), shape))
+
+
 def _flat_outputs(out: Any) -> list[np.ndarray]:
     outs = out if isinstance(out, tuple) else (out,)
     return [o for o in outs if isinstance(o, np.ndarray) and o.dtype.kind == "f"]
@@ -120,6 +124,11 @@ def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
                 fm = np.concatenate([o.ravel() for o in _flat_outputs(run(minus))] or [np.zeros(0)])
                 jac_num[:, e] = (fp - fm) / (2 * eps)
             offsets = np.cumsum([0] + [o.size for o in outs])
+
+            def _out_name(r: int) -> str:
+                j = int(np.searchsorted(offsets, r, side="right") - 1)
+                where = _idx(r - offsets[j], outs[j].shape)
+                return f"[{j}]{list(where)}" if len(outs) > 1 else str(list(where))
             for r in range(n_out):
                 basis = [np.zeros(o.shape) for o in outs]
                 j = int(np.searchsorted(offsets, r, side="right") - 1)
@@ -128,7 +137,7 @@ def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
                 row = np.zeros(x.size) if row is None else row.ravel()
                 for e in range(x.size):
                     if not close(row[e], jac_num[r, e]):
-                        report(i, f"d out[{r}] / d element {np.unravel_index(e, x.shape)}",
+                        report(i, f"d out{_out_name(r)} / d element {_idx(e, x.shape)}",
                                row[e], jac_num[r, e])
     else:                                       # projected gradient: sampled elements + directions
         for i in diff:
@@ -142,7 +151,7 @@ def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
                 plus, minus = perturbed(i, d.reshape(x.shape))
                 num = (loss(plus) - loss(minus)) / (2 * eps)
                 if not close(g.flat[e], num):
-                    report(i, f"element {np.unravel_index(e, x.shape)}", g.flat[e], num)
+                    report(i, f"element {_idx(e, x.shape)}", g.flat[e], num)
             for _ in range(n_directions):
                 v = rng.standard_normal(x.shape)
                 plus, minus = perturbed(i, eps * v)
