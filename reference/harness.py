@@ -139,13 +139,17 @@ def run_case(spec: OpSpec, case: Case, dtype: str = "float64", device: str = "cp
     rng = np.random.default_rng(seed)
     fail: list[str] = []
 
-    out, pullback = scratchnn.vjp(spec.ours, *args, **copy.deepcopy(kwargs))
-    outs = _flat(out)
-    douts = [rng.standard_normal(o.shape).astype(dt) if _is_float(o) else None for o in outs]
-    for o in outs:
-        if _is_float(o) and o.dtype != dt:
-            fail.append(f"output dtype {o.dtype}, expected {dt}")
-    g_ours = pullback(tuple(douts) if isinstance(out, tuple) else douts[0])
+    try:
+        out, pullback = scratchnn.vjp(spec.ours, *args, **copy.deepcopy(kwargs))
+        outs = _flat(out)
+        douts = [rng.standard_normal(o.shape).astype(dt) if _is_float(o) else None for o in outs]
+        for o in outs:
+            if _is_float(o) and o.dtype != dt:
+                fail.append(f"output dtype {o.dtype}, expected {dt}")
+        g_ours = pullback(tuple(douts) if isinstance(out, tuple) else douts[0])
+    except Exception as e:  # noqa: BLE001 - reported as this case's failure, with the reason
+        return Result(spec.name, dtype, device, float("inf"), float("inf"), False,
+                      f"scratchnn raised {type(e).__name__}: {e}")
     if not _unchanged(args, before):
         fail.append("an input array was modified")
 
