@@ -1,0 +1,475 @@
+"""The benchmark cases: representative shapes, FLOP formulas and targets, one entry per case.
+
+Every case builds, once per run, a pair of callables per *side*: ``forward`` and
+``forward+backward``.
+
+* ``scratchnn`` — the functional op through :func:`scratchnn.vjp` (forward+backward =
+  ``out, pullback = vjp(op, ...); pullback(dout)``), or a module's ``forward`` / ``backward``.
+* ``torch`` — the same op in torch on the CPU, same inputs, same weights; forward runs with
+  autograd recording (as in training: scratchnn's forward saves its context too), and
+  forward+backward is ``torch.autograd.grad(out, inputs, dout)`` (modules: ``.backward``).
+  Every floating input requires a gradient on both sides, so both compute the same gradients.
+* ``torch_cuda`` — the torch side on ``cuda`` (``--device cuda``), synchronised at the end of
+  each call; scratchnn itself stays on the CPU.
+* ``naive`` — the readable loop version of the op, where the library has one (small shape).
+
+The upstream gradient ``dout`` is random (fixed per run), never ones. A case whose ops are not
+(yet) in scratchnn is reported as *unavailable*, with the missing names, and never timed.
+
+FLOPs count multiply-adds as 2 and only the matrix-product work (bias adds and elementwise
+gate math are left out); forward+backward = 3× forward wherever the backward is two products of
+the forward's size (one for the input gradient, one for the weight gradient). Each case's
+``flop_formula`` says exactly what it counts.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Case", "CASES", "TARGET_NOTE", "select", "missing_requirements"]
+
+Pair = tuple[Callable[[], Any], Callable[[], Any]]
+Build = Callable[[np.dtype, bool], dict[str, Pair]]
+
+
+@dataclass
+class Case:
+    name: str                        # unique, e.g. "conv2d 64→64 s2"
+    op: str                          # the --ops key, e.g. "conv2d"
+    family: str                      # activation, linear, conv, pooling, dropout, recurrent, ...
+    shape: str                       # the representative shape, in words
+    build: Build
+    requires: tuple[str, ...]        # "F.conv2d", "nn.LSTM", "naive.conv2d", "train.x"
+    flops_fwd: float | None = None
+    flops_fwdbwd: float | None = None
+    flop_formula: str = ""
+    target: float | None = None      # forward+backward ratio scratchnn/torch must be ≤ this
+    quick: bool = False              # part of --quick
+    aliases: tuple[str, ...] = ()    # extra --ops names that select this case
+    notes: str = ""
+
+    @property
+    def keys(self) -> set[str]:
+        return {self.name, self.op, self.family, *self.aliases}
+
+
+TARGET_NOTE = ("Targets are for float32 forward+backward against torch CPU at the same thread "
+               "count: the ratio scratchnn/torch must be at most the target.")
+
+
+# -- availability ----------------------------------------------------------------------------
+
+def _resolve(req: str) -> Any:
+    where, _, attr = req.partition(".")
+    module = {"F": "scratchnn.functional", "nn": "scratchnn.nn",
+              "naive": "scratchnn.functional.conv_naive", "train": "benchmarks.train"}[where]
+    return getattr(importlib.import_module(module), attr)
+
+
+def missing_requirements(case: Case) -> list[str]:
+    """The names in ``case.requires`` that cannot be imported (empty when the case can run)."""
+    missing = []
+    for req in case.requires:
+        try:
+            _resolve(req)
+        except (ImportError, AttributeError):
+            missing.append(req)
+    return missing
+
+
+# -- helpers: inputs and the two sides -------------------------------------------------------
+
+def _randn(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype,
+           scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def _synced(fn: Callable[[], Any], device: str) -> Callable[[], Any]:
+    """``fn`` that, on CUDA, also waits for the device (so the time includes the kernels)."""
+    if device != "cuda":
+        return fn
+    import torch
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+    return run
+
+
+def _tensors(args: tuple, device: str) -> tuple[list, list]:
+    """Torch copies of ``args``: floating arrays require grad (returned second), ints → int64."""
+    import torch
+    out, diff = [], []
+    for a in args:
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+            t = torch.tensor(a, device=device, requires_grad=True)
+            diff.append(t)
+        elif isinstance(a, np.ndarray):
+            t = torch.tensor(a.astype(np.int64), device=device)
+        else:
+            t = a
+        out.append(t)
+    return out, diff
+
+
+def _functional_sides(sn_op: Callable, torch_op: Callable, args: tuple, kwargs: dict,
+                      dout: np.ndarray, cuda: bool, torch_kwargs: dict | None = None
+                      ) -> dict[str, Pair]:
+    """scratchnn (via vjp) and torch (via autograd.grad) pairs for one functional op."""
+    from scratchnn import vjp
+    import torch
+
+    def sn_fwd():
+        return sn_op(*args, **kwargs)
+
+    def sn_fwdbwd():
+        _, pullback = vjp(sn_op, *args, **kwargs)
+        return pullback(dout)
+
+    sides = {"scratchnn": (sn_fwd, sn_fwdbwd)}
+    tkw = kwargs if torch_kwargs is None else torch_kwargs
+    for side, device in (("torch", "cpu"), ("torch_cuda", "cuda")):
+        if side == "torch_cuda" and not cuda:
+            continue
+        targs, diff = _tensors(args, device)
+        tdout = torch.tensor(dout, device=device)
+
+        def t_fwd(targs=targs):
+            return torch_op(*targs, **tkw)
+
+        def t_fwdbwd(targs=targs, diff=diff, tdout=tdout):
+            return torch.autograd.grad(torch_op(*targs, **tkw), diff, tdout)
+
+        sides[side] = (_synced(t_fwd, device), _synced(t_fwdbwd, device))
+    return sides
+
+
+def _op_case(name: str, op: str, family: str, shape: str, make_args: Callable,
+             kwargs: dict | None = None, torch_op: Callable | str | None = None,
+             torch_kwargs: dict | None = None, naive: str | None = None,
+             **case_kw: Any) -> Case:
+    """A case for one functional op ``F.<op>`` against ``torch.nn.functional.<op>``.
+
+    ``make_args(rng, dtype)`` returns the positional arguments; ``naive`` names the loop
+    version in ``scratchnn.functional.conv_naive`` to time as well.
+    """
+    kwargs = kwargs or {}
+    requires = (f"F.{op}",) + ((f"naive.{naive}",) if naive else ())
+
+    def build(dtype: np.dtype, cuda: bool) -> dict[str, Pair]:
+        import torch.nn.functional as TF
+        rng = np.random.default_rng(0)
+        args = make_args(rng, dtype)
+        sn_op = _resolve(f"F.{op}")
+        top = getattr(TF, op) if torch_op is None else (
+            getattr(TF, torch_op) if isinstance(torch_op, str) else torch_op)
+        out = sn_op(*args, **kwargs)
+        dout = _randn(rng, out.shape, dtype)
+        sides = _functional_sides(sn_op, top, args, kwargs, dout, cuda, torch_kwargs)
+        if naive:
+            sides["naive"] = _functional_sides(_resolve(f"naive.{naive}"), top, args, kwargs,
+                                               dout, False, torch_kwargs)["scratchnn"]
+        return sides
+
+    return Case(name, op, family, shape, build, requires, **case_kw)
+
+
+# -- the cases -------------------------------------------------------------------------------
+
+CASES: list[Case] = []
+
+
+def _add(case: Case) -> None:
+    CASES.append(case)
+
+
+# linear: y = x Wᵀ + b
+_N, _IN, _OUT = 256, 1024, 1024
+_add(_op_case(
+    "linear 1024→1024", "linear", "linear", f"x ({_N}, {_IN}), W ({_OUT}, {_IN}), b ({_OUT})",
+    lambda rng, dt: (_randn(rng, (_N, _IN), dt), _randn(rng, (_OUT, _IN), dt, _IN ** -0.5),
+                     _randn(rng, (_OUT,), dt)),
+    flops_fwd=2.0 * _N * _IN * _OUT, flops_fwdbwd=6.0 * _N * _IN * _OUT,
+    flop_formula="fwd 2·N·in·out; fwd+bwd 3× (dx = dy W, dW = dyᵀ x)",
+    target=1.05, quick=True))
+
+# elementwise activations on 4M elements
+_ACT_SHAPE = (64, 65536)
+_ACT_DESC = "x (64, 65536) = 4.2M elements"
+_ACT_TARGETS = {"relu": 1.3, "tanh": 1.3, "sigmoid": 3.0}
+for _name, _kw in (("relu", {}), ("tanh", {}), ("sigmoid", {}), ("leaky_relu", {}),
+                   ("elu", {}), ("gelu", {}), ("silu", {}), ("softplus", {})):
+    _add(_op_case(
+        _name, _name, "activation", _ACT_DESC,
+        lambda rng, dt: (_randn(rng, _ACT_SHAPE, dt),), _kw,
+        torch_op=("tanh" if _name == "tanh" else ("sigmoid" if _name == "sigmoid" else None)),
+        target=_ACT_TARGETS.get(_name), quick=_name in _ACT_TARGETS,
+        notes="elementwise: no FLOPs counted; memory-bandwidth and exp bound"))
+
+
+# log_softmax + nll_loss: the classifier's loss, as one chain
+_LN, _LC = 4096, 1000
+
+
+def _build_logsoftmax_nll(dtype: np.dtype, cuda: bool) -> dict[str, Pair]:
+    import torch
+    import torch.nn.functional as TF
+    from scratchnn import vjp
+    F = importlib.import_module("scratchnn.functional")
+    rng = np.random.default_rng(0)
+    x = _randn(rng, (_LN, _LC), dtype)
+    target = rng.integers(0, _LC, size=_LN)
+    one = np.ones((), dtype)
+
+    def sn_fwd():
+        return F.nll_loss(F.log_softmax(x, dim=1), target)
+
+    def sn_fwdbwd():
+        z, pb_z = vjp(F.log_softmax, x, dim=1)
+        _, pb_l = vjp(F.nll_loss, z, target)
+        dz = pb_l(one)[0]
+        return pb_z(dz)
+
+    sides = {"scratchnn": (sn_fwd, sn_fwdbwd)}
+    for side, device in (("torch", "cpu"), ("torch_cuda", "cuda")):
+        if side == "torch_cuda" and not cuda:
+            continue
+        xt = torch.tensor(x, device=device, requires_grad=True)
+        tt = torch.tensor(target, device=device)
+
+        def t_fwd(xt=xt, tt=tt):
+            return TF.nll_loss(TF.log_softmax(xt, dim=1), tt)
+
+        def t_fwdbwd(xt=xt, tt=tt):
+            return torch.autograd.grad(TF.nll_loss(TF.log_softmax(xt, dim=1), tt), (xt,))
+
+        sides[side] = (_synced(t_fwd, device), _synced(t_fwdbwd, device))
+    return sides
+
+
+_add(Case("log_softmax+nll_loss", "log_softmax+nll_loss", "loss",
+          f"logits ({_LN}, {_LC}), int targets ({_LN},), reduction='mean'",
+          _build_logsoftmax_nll, ("F.log_softmax", "F.nll_loss"), target=1.5, quick=True,
+          aliases=("log_softmax", "nll_loss")))
+
+
+# dropout
+def _build_dropout(dtype: np.dtype, cuda: bool) -> dict[str, Pair]:
+    import torch.nn.functional as TF
+    F = importlib.import_module("scratchnn.functional")
+    rng = np.random.default_rng(0)
+    x = _randn(rng, _ACT_SHAPE, dtype)
+    dout = _randn(rng, _ACT_SHAPE, dtype)
+    return _functional_sides(F.dropout, TF.dropout, (x,), {"p": 0.5, "training": True}, dout,
+                             cuda)
+
+
+_add(Case("dropout p=0.5", "dropout", "dropout", _ACT_DESC + ", p=0.5, training=True",
+          _build_dropout, ("F.dropout",), target=1.5, quick=True,
+          notes="each call draws a fresh mask on both sides"))
+
+
+# convolution: the chapter's first layer and a 64→64 block at stride 1 and 2
+def _conv_flops(n: int, c_in: int, c_out: int, oh: int, ow: int, k: int) -> float:
+    return 2.0 * n * c_out * oh * ow * c_in * k * k
+
+
+_CONV_FORMULA = ("fwd 2·N·C_out·oH·oW·C_in·kH·kW; fwd+bwd 3× (dx and dW are products of the "
+                 "same size)")
+_CONVT_FORMULA = ("fwd 2·N·C_in·H·W·C_out·kH·kW (H, W: the input's; the adjoint of the conv "
+                  "with the same tensors); fwd+bwd 3×")
+
+# (label, N, C_in, C_out, H (conv input), stride, padding, quick)
+_CONV_SHAPES = (("1→16 28×28 (first layer)", 64, 1, 16, 28, 1, 0, True),
+                ("64→64 32×32 s1", 32, 64, 64, 32, 1, 1, True),
+                ("64→64 32×32 s2", 32, 64, 64, 32, 2, 1, False))
+
+
+def _conv_out(h: int, k: int, s: int, p: int) -> int:
+    return (h + 2 * p - k) // s + 1
+
+
+for _label, _n, _ci, _co, _h, _s, _p, _q in _CONV_SHAPES:
+    _oh = _conv_out(_h, 3, _s, _p)
+    _fl = _conv_flops(_n, _ci, _co, _oh, _oh, 3)
+    _add(_op_case(
+        f"conv2d {_label}", "conv2d", "conv",
+        f"x ({_n}, {_ci}, {_h}, {_h}), W ({_co}, {_ci}, 3, 3), b, stride {_s}, padding {_p}",
+        lambda rng, dt, _n=_n, _ci=_ci, _co=_co, _h=_h: (
+            _randn(rng, (_n, _ci, _h, _h), dt), _randn(rng, (_co, _ci, 3, 3), dt, (_ci * 9) ** -0.5),
+            _randn(rng, (_co,), dt)),
+        {"stride": _s, "padding": _p},
+        flops_fwd=_fl, flops_fwdbwd=3 * _fl, flop_formula=_CONV_FORMULA, target=1.3, quick=_q))
+    # the transposed convolution with the same tensors: conv's output -> conv's input shape
+    _op = _h - ((_oh - 1) * _s - 2 * _p + 3)                   # output_padding to land on _h
+    _add(_op_case(
+        f"conv_transpose2d {_label}", "conv_transpose2d", "conv",
+        f"x ({_n}, {_co}, {_oh}, {_oh}), W ({_co}, {_ci}, 3, 3), b, stride {_s}, padding {_p}, "
+        f"output_padding {_op} -> ({_n}, {_ci}, {_h}, {_h})",
+        lambda rng, dt, _n=_n, _ci=_ci, _co=_co, _oh=_oh: (
+            _randn(rng, (_n, _co, _oh, _oh), dt), _randn(rng, (_co, _ci, 3, 3), dt, (_co * 9) ** -0.5),
+            _randn(rng, (_ci,), dt)),
+        {"stride": _s, "padding": _p, "output_padding": _op},
+        flops_fwd=_fl, flops_fwdbwd=3 * _fl, flop_formula=_CONVT_FORMULA, target=1.0,
+        quick=_q and _s == 1 and _ci > 1))
+
+# the readable loop versions, on a small shape: conv2d (C_in → C_out) and its adjoint
+_NN, _NC, _NH = 2, (3, 4), 8                                     # N, (C_in, C_out), H = W
+_nfl = _conv_flops(_NN, _NC[0], _NC[1], _NH, _NH, 3)
+for _op_name, (_xc, _bc), _formula, _q in (("conv2d", (0, 1), _CONV_FORMULA, True),
+                                           ("conv_transpose2d", (1, 0), _CONVT_FORMULA, False)):
+    _add(_op_case(
+        f"{_op_name} naive vs vectorised (small)", _op_name, "conv",
+        f"x ({_NN}, {_NC[_xc]}, {_NH}, {_NH}), W ({_NC[1]}, {_NC[0]}, 3, 3), "
+        f"b ({_NC[_bc]},), padding 1",
+        lambda rng, dt, _xc=_xc, _bc=_bc: (
+            _randn(rng, (_NN, _NC[_xc], _NH, _NH), dt),
+            _randn(rng, (_NC[1], _NC[0], 3, 3), dt),
+            _randn(rng, (_NC[_bc],), dt)),
+        {"padding": 1}, naive=_op_name, flops_fwd=_nfl, flops_fwdbwd=3 * _nfl,
+        flop_formula=_formula, quick=_q, aliases=("naive",),
+        notes="the naive column is the loop version; no target (a teaching comparison)"))
+
+
+# pooling: N=32, C=64, 32×32 with k2 s2 and k3 s2 p1; min pool against torch's -max_pool(-x)
+def _neg_max_pool2d(x, *args, **kw):
+    import torch.nn.functional as TF
+    return -TF.max_pool2d(-x, *args, **kw)
+
+
+_POOL_X = (32, 64, 32, 32)
+for _pool in ("max_pool2d", "min_pool2d", "avg_pool2d"):
+    for _k, _s, _p in ((2, 2, 0), (3, 2, 1)):
+        _add(_op_case(
+            f"{_pool} k{_k} s{_s} p{_p}", _pool, "pooling",
+            f"x {_POOL_X}, kernel {_k}, stride {_s}, padding {_p}",
+            lambda rng, dt: (_randn(rng, _POOL_X, dt),),
+            {"kernel_size": _k, "stride": _s, "padding": _p},
+            torch_op=_neg_max_pool2d if _pool == "min_pool2d" else None,
+            target=None if _pool == "min_pool2d" else 1.0, quick=_k == 2,
+            notes=("torch has no min pool: its side is -max_pool2d(-x)"
+                   if _pool == "min_pool2d" else "")))
+
+
+# recurrent: LSTM and GRU, T=50, B=32, 128 -> 256, one layer, modules with the same weights
+_T, _B, _I, _H = 50, 32, 128, 256
+
+
+def _rnn_builder(kind: str) -> Build:
+    def build(dtype: np.dtype, cuda: bool) -> dict[str, Pair]:
+        import torch
+        snn = importlib.import_module("scratchnn.nn")
+        rng = np.random.default_rng(0)
+        torch.manual_seed(0)
+        tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
+            np.dtype(dtype)]
+        tm = getattr(torch.nn, kind)(_I, _H).to(tdtype)
+        m = getattr(snn, kind)(_I, _H).to(dtype)
+        m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+        x = _randn(rng, (_T, _B, _I), dtype)
+        dout = _randn(rng, (_T, _B, _H), dtype)
+
+        def sn_fwd():
+            return m(x)
+
+        def sn_fwdbwd():
+            m.zero_grad()
+            m(x)
+            return m.backward(dout)
+
+        sides = {"scratchnn": (sn_fwd, sn_fwdbwd)}
+        for side, device in (("torch", "cpu"), ("torch_cuda", "cuda")):
+            if side == "torch_cuda" and not cuda:
+                continue
+            tmd = tm if device == "cpu" else getattr(torch.nn, kind)(_I, _H).to(tdtype).to(device)
+            if device != "cpu":
+                tmd.load_state_dict(tm.state_dict())
+            xt = torch.tensor(x, device=device, requires_grad=True)
+            dt = torch.tensor(dout, device=device)
+
+            def t_fwd(tmd=tmd, xt=xt):
+                return tmd(xt)
+
+            def t_fwdbwd(tmd=tmd, xt=xt, dt=dt):
+                tmd.zero_grad(set_to_none=True)
+                xt.grad = None
+                out, _ = tmd(xt)
+                out.backward(dt)
+                return xt.grad
+
+            sides[side] = (_synced(t_fwd, device), _synced(t_fwdbwd, device))
+        return sides
+    return build
+
+
+for _kind, _gates in (("LSTM", 4), ("GRU", 3)):
+    _fl = 2.0 * _T * _B * _gates * _H * (_I + _H)
+    _add(Case(f"{_kind} T={_T} B={_B} {_I}→{_H}", _kind.lower(), "recurrent",
+              f"x ({_T}, {_B}, {_I}), hidden {_H}, 1 layer, bias, h0 = 0; "
+              f"dout on the output sequence only",
+              _rnn_builder(_kind), (f"nn.{_kind}",), flops_fwd=_fl, flops_fwdbwd=3 * _fl,
+              flop_formula=(f"fwd 2·T·B·{_gates}H·(I + H) (the gate GEMMs); fwd+bwd 3× "
+                            f"(input, hidden and weight gradients)"),
+              target=1.5, quick=True,
+              notes="modules (nn.{0}) with identical weights; each fwd+bwd clears the "
+                    "parameters' .grad first, as a training step does".format(_kind)))
+
+
+# the chapter's ConvNet: one training step (forward, NLL loss, backward, Adadelta), batch 32
+_CB = 32
+_CNN_FWD = (_conv_flops(_CB, 1, 16, 26, 26, 3) + _conv_flops(_CB, 16, 32, 24, 24, 3)
+            + 2.0 * _CB * 32 * 12 * 12 * 64 + 2.0 * _CB * 64 * 10)
+_CNN_STEP = 3 * _CNN_FWD - _conv_flops(_CB, 1, 16, 26, 26, 3)   # no input gradient at layer 1
+
+
+def _build_convnet(dtype: np.dtype, cuda: bool) -> dict[str, Pair]:
+    train = importlib.import_module("benchmarks.train")
+    rng = np.random.default_rng(0)
+    x = rng.random((_CB, 1, 28, 28)).astype(dtype)
+    y = rng.integers(0, 10, size=_CB)
+    model, opt = train.build_scratchnn_convnet(dtype=dtype, seed=0)
+    tmodel, topt = train.build_torch_convnet(dtype=dtype, seed=0)
+    sides = {"scratchnn": (lambda: model(x),
+                           lambda: train.scratchnn_train_step(model, opt, x, y))}
+    import torch
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    sides["torch"] = (lambda: tmodel(xt), lambda: train.torch_train_step(tmodel, topt, xt, yt))
+    if cuda:
+        tmc, toc = train.build_torch_convnet(dtype=dtype, seed=0, device="cuda")
+        xc, yc = xt.cuda(), yt.cuda()
+        sides["torch_cuda"] = (_synced(lambda: tmc(xc), "cuda"),
+                               _synced(lambda: train.torch_train_step(tmc, toc, xc, yc), "cuda"))
+    return sides
+
+
+_add(Case("ConvNet training step", "convnet", "train",
+          f"the chapter's ConvNet on ({_CB}, 1, 28, 28) digits: conv 1→16 → relu → conv 16→32 "
+          f"→ relu → max_pool 2 → dropout2d → linear 4608→64 → relu → dropout → linear 64→10 "
+          f"→ log_softmax; NLL loss; Adadelta step",
+          _build_convnet, ("train.build_scratchnn_convnet", "train.build_torch_convnet",
+                           "train.scratchnn_train_step", "train.torch_train_step"),
+          flops_fwd=_CNN_FWD, flops_fwdbwd=_CNN_STEP,
+          flop_formula=("fwd: the two convs' and two linears' products; step: 3× that minus the "
+                        "first conv's input gradient (never needed)"),
+          target=1.5, quick=True, aliases=("train",),
+          notes="fwd = the model's forward in training mode; fwd+bwd = one whole training step "
+                "(zero_grad, forward, loss, backward, optimizer step) — the per-epoch ratio"))
+
+
+def select(ops: list[str] | None, quick: bool) -> list[Case]:
+    """The cases named by ``--ops`` (op, family, alias or full name), else all (``--quick``:
+    the quick subset). Unknown names raise ``ValueError`` listing the valid ones."""
+    if not ops:
+        return [c for c in CASES if c.quick or not quick]
+    known = set().union(*(c.keys for c in CASES))
+    unknown = [o for o in ops if o not in known]
+    if unknown:
+        valid = sorted({c.op for c in CASES} | {c.family for c in CASES}
+                       | {a for c in CASES for a in c.aliases})
+        raise ValueError(f"--ops: unknown name(s) {', '.join(unknown)}; valid: "
+                         f"{', '.join(valid)} (or a full case name)")
+    return [c for c in CASES if c.keys & set(ops)]

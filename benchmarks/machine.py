@@ -1,0 +1,88 @@
+"""The machine a run measured: CPU, cores, threads, library versions, BLAS, and its matmul peak.
+
+The peak is measured, not looked up: one large square GEMM in NumPy and in torch at the run's
+thread count and dtype (interleaved, median of repeats). ``2 n³`` FLOPs per product. The larger
+of the two is "the machine's matmul peak" that each case's GFLOP/s is compared with.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+
+import numpy as np
+
+from .timing import compare, stats
+
+__all__ = ["machine_info", "blas_info", "measure_peak"]
+
+_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+             "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_info() -> list[dict]:
+    """threadpoolctl's view of the loaded BLAS/OpenMP libraries (kernel = ``architecture``)."""
+    from threadpoolctl import threadpool_info
+    keep = ("user_api", "internal_api", "prefix", "version", "architecture", "num_threads",
+            "threading_layer", "filepath")
+    return [{k: d.get(k) for k in keep if k in d} for d in threadpool_info()]
+
+
+def machine_info(threads: int) -> dict:
+    import torch
+    try:
+        import threadpoolctl
+        tpc = threadpoolctl.__version__
+    except ImportError:                                      # pragma: no cover
+        tpc = None
+    cuda = None
+    if torch.cuda.is_available():
+        cuda = {"device": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_model": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else None,
+        "threads": threads,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "threadpoolctl": tpc,
+        "torch_parallel": torch.__config__.parallel_info().splitlines()[:6],
+        "blas": blas_info(),
+        "blas_env": {k: os.environ[k] for k in _BLAS_ENV if k in os.environ},
+        "cuda": cuda,
+    }
+
+
+def measure_peak(dtype: np.dtype, n: int, repeats: int) -> dict:
+    """GFLOP/s of an ``n × n`` GEMM in NumPy and in torch (current thread settings)."""
+    import torch
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    ta, tb = torch.from_numpy(a.copy()), torch.from_numpy(b.copy())
+    res = compare({"numpy": lambda: a @ b, "torch": lambda: torch.mm(ta, tb)},
+                  repeats=repeats, warmup=2, min_time=0.0, budget=20.0)
+    flops = 2.0 * n ** 3
+    out = {"n": n, "dtype": str(np.dtype(dtype)), "flops": flops}
+    for side, (samples, number) in res.items():
+        s = stats(samples, number)
+        out[f"{side}_gflops"] = flops / s.median / 1e9
+        out[f"{side}_time"] = s.to_json()
+    out["peak_gflops"] = max(out["numpy_gflops"], out["torch_gflops"])
+    return out

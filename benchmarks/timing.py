@@ -1,0 +1,98 @@
+"""Interleaved timing: every side of a case is timed in turn, repeat after repeat.
+
+Why interleaved: on a shared or thermally throttled machine the speed drifts over seconds. Timing
+all of scratchnn and then all of torch would put that drift into the ratio; alternating them
+(scratchnn, torch, torch, scratchnn, ...) gives *pairs* of samples taken under the same
+conditions, and the ratio reported is the median of the per-repeat ratios.
+
+One *sample* runs the callable ``number`` times back to back and divides (as ``timeit`` does),
+with ``number`` calibrated once per side so that a sample lasts at least ``min_time`` seconds;
+the garbage collector is off during a sample. Before sampling, every side is warmed up (first
+calls pay for BLAS thread start-up, allocator growth, torch's dispatcher caches).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Stats", "compare", "paired_ratio", "stats"]
+
+
+@dataclass
+class Stats:
+    """Summary of one side's samples (seconds per call)."""
+    median: float
+    q1: float
+    q3: float
+    min: float
+    n: int            # samples (repeats)
+    number: int       # calls per sample
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    def to_json(self) -> dict:
+        return {"median_s": self.median, "q1_s": self.q1, "q3_s": self.q3, "iqr_s": self.iqr,
+                "min_s": self.min, "repeats": self.n, "calls_per_repeat": self.number}
+
+
+def stats(samples: list[float], number: int = 1) -> Stats:
+    a = np.asarray(samples, dtype=float)
+    q1, med, q3 = np.percentile(a, [25, 50, 75])
+    return Stats(float(med), float(q1), float(q3), float(a.min()), len(a), number)
+
+
+def paired_ratio(num: list[float], den: list[float]) -> tuple[float, float, float]:
+    """Median and quartiles of the per-repeat ratios ``num[r] / den[r]``."""
+    r = np.asarray(num, dtype=float) / np.asarray(den, dtype=float)
+    q1, med, q3 = np.percentile(r, [25, 50, 75])
+    return float(med), float(q1), float(q3)
+
+
+def _sample(fn: Callable[[], object], number: int) -> float:
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - t0) / number
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 1,
+            min_time: float = 0.02, budget: float = 30.0, min_repeats: int = 3
+            ) -> dict[str, tuple[list[float], int]]:
+    """Time each callable in ``fns``, interleaved; return ``{side: (samples, number)}``.
+
+    ``warmup`` untimed calls per side (at least one: it also estimates the time per call);
+    ``repeats`` samples per side, reduced (never below ``min_repeats``) when the estimate says
+    the case would take longer than ``budget`` seconds in all.
+    """
+    names = list(fns)
+    per_call: dict[str, float] = {}
+    for _ in range(max(1, warmup)):
+        for name in names:
+            t0 = time.perf_counter()
+            fns[name]()
+            per_call[name] = time.perf_counter() - t0       # the last warm call is the estimate
+    number = {n: max(1, min(10_000, math.ceil(min_time / max(per_call[n], 1e-9))))
+              for n in names}
+    one_round = sum(per_call[n] * number[n] for n in names)
+    if one_round * repeats > budget:
+        repeats = max(min_repeats, int(budget / max(one_round, 1e-9)))
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    gc.collect()
+    for r in range(repeats):
+        order = names if r % 2 == 0 else names[::-1]        # ABBA: no side always goes first
+        for name in order:
+            samples[name].append(_sample(fns[name], number[name]))
+    return {n: (samples[n], number[n]) for n in names}
