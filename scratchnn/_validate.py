@@ -57,6 +57,13 @@ def check_int(fn: str, name: str, v: Any, *, min: int | None = None) -> int:
     return v
 
 
+def check_bool(fn: str, name: str, v: Any) -> bool:
+    """A flag must be a real ``bool`` (``0``/``1``/``None`` are rejected, as torch's ops do)."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{_where(fn, name)} must be a bool, got {v!r}")
+    return bool(v)
+
+
 def check_float(fn: str, name: str, v: Any, *, lo: float | None = None, hi: float | None = None,
                 lo_open: bool = False, hi_open: bool = False) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
