@@ -427,22 +427,44 @@ _CNN_STEP = 3 * _CNN_FWD - _conv_flops(_CB, 1, 16, 26, 26, 3)   # no input gradi
 
 
 def _build_convnet(dtype: np.dtype, cuda: bool) -> dict[str, Pair]:
+    """One training step of ``benchmarks.train`` on each side, identical weights and masks.
+
+    As in ``python -m benchmarks.train``'s epoch timing, the dropout keep-masks are drawn once
+    with NumPy (outside the timed step) and injected into both models.
+    """
+    import torch
     train = importlib.import_module("benchmarks.train")
     rng = np.random.default_rng(0)
     x = rng.random((_CB, 1, 28, 28)).astype(dtype)
     y = rng.integers(0, 10, size=_CB)
-    model, opt = train.build_scratchnn_convnet(dtype=dtype, seed=0)
-    tmodel, topt = train.build_torch_convnet(dtype=dtype, seed=0)
+    masks = train.draw_masks(rng, _CB, dtype)
+    model = train.build_scratchnn_convnet(dtype, seed=0, in_hw=(28, 28))
+    opt = train.make_scratchnn_optimizer(model, lr=0.5)
+    tmodel = train.build_torch_convnet(model)
+    topt = train.make_torch_optimizer(tmodel, lr=0.5)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     sides = {"scratchnn": (lambda: model(x),
-                           lambda: train.scratchnn_train_step(model, opt, x, y))}
-    import torch
-    xt, yt = torch.tensor(x), torch.tensor(y)
-    sides["torch"] = (lambda: tmodel(xt), lambda: train.torch_train_step(tmodel, topt, xt, yt))
-    if cuda:
-        tmc, toc = train.build_torch_convnet(dtype=dtype, seed=0, device="cuda")
+                           lambda: train.scratchnn_train_step(model, opt, x, y, masks)),
+             "torch": (lambda: tmodel(xt),
+                       lambda: train.torch_train_step(tmodel, topt, xt, yt, masks))}
+    train.scratchnn_train_step(model, opt, x, y, masks)          # sets the masks for fwd
+    train.torch_train_step(tmodel, topt, xt, yt, masks)
+    if cuda:                                  # torch_train_step's masks live on the CPU
+        tmc = train.build_torch_convnet(model).cuda()
+        toc = train.make_torch_optimizer(tmc, lr=0.5)
         xc, yc = xt.cuda(), yt.cuda()
-        sides["torch_cuda"] = (_synced(lambda: tmc(xc), "cuda"),
-                               _synced(lambda: train.torch_train_step(tmc, toc, xc, yc), "cuda"))
+        tmc[train.DROP2D_INDEX].mask = torch.from_numpy(masks.channel).cuda()
+        tmc[train.DROP_INDEX].mask = torch.from_numpy(masks.hidden).cuda()
+
+        def c_step():                         # torch_train_step's body, masks already on CUDA
+            tmc.train()
+            toc.zero_grad()
+            loss = torch.nn.functional.nll_loss(tmc(xc), yc)
+            loss.backward()
+            toc.step()
+            return float(loss.item())
+
+        sides["torch_cuda"] = (_synced(lambda: tmc(xc), "cuda"), c_step)
     return sides
 
 
@@ -450,8 +472,10 @@ _add(Case("ConvNet training step", "convnet", "train",
           f"the chapter's ConvNet on ({_CB}, 1, 28, 28) digits: conv 1→16 → relu → conv 16→32 "
           f"→ relu → max_pool 2 → dropout2d → linear 4608→64 → relu → dropout → linear 64→10 "
           f"→ log_softmax; NLL loss; Adadelta step",
-          _build_convnet, ("train.build_scratchnn_convnet", "train.build_torch_convnet",
-                           "train.scratchnn_train_step", "train.torch_train_step"),
+          _build_convnet, tuple(f"train.{n}" for n in (
+              "build_scratchnn_convnet", "make_scratchnn_optimizer", "build_torch_convnet",
+              "make_torch_optimizer", "draw_masks", "scratchnn_train_step", "torch_train_step",
+              "DROP2D_INDEX", "DROP_INDEX")),
           flops_fwd=_CNN_FWD, flops_fwdbwd=_CNN_STEP,
           flop_formula=("fwd: the two convs' and two linears' products; step: 3× that minus the "
                         "first conv's input gradient (never needed)"),

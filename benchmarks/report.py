@@ -155,6 +155,14 @@ def _profile_md(case: dict) -> list[str]:
         out.append(f"| {e['tottime_s'] * 1e3:.2f} | {100 * e['share']:.0f}% | "
                    f"{e['cumtime_s'] * 1e3:.2f} | {e['ncalls']:g} | "
                    f"`{e['function'].replace('|', '/')}` |")
+    if p.get("lines"):
+        out += ["", "The same call, line by line (own wall time of scratchnn's source lines, "
+                "per call; a line's NumPy/BLAS work is charged to it):", "",
+                "| ms | share | line | code |", "|---:|---:|---|---|"]
+        for e in p["lines"]:
+            code = e["code"].replace("|", "\\|").replace("`", "'")
+            out.append(f"| {e['time_s'] * 1e3:.2f} | {100 * e['share']:.0f}% | "
+                       f"{e['where']} | `{code}` |")
     return out + [""]
 
 

@@ -47,11 +47,13 @@ def test_quick_run_writes_results_report_and_plot(tmp_path, capsys):
         assert c["memory"]["scratchnn"]["peak_extra_bytes"] > 0
         assert isinstance(c["target_met"], bool)
         assert c["profile"]["entries"]                      # --profile all
+        assert any(e["where"].startswith("scratchnn") for e in c["profile"]["lines"])
     lin = next(c for c in res["cases"] if c["op"] == "linear")
     assert lin["gflops"]["fwdbwd"]["scratchnn"] > 0 and lin["flop_formula"]
 
     report = (out / "report.md").read_text()
     assert "| case |" in report and "relu" in report and "Where the time goes" in report
+    assert "line by line" in report
     assert m["cpu_model"] in report
     assert (out / "ratios.png").read_bytes()[:8] == PNG_MAGIC
     printed = capsys.readouterr().out
