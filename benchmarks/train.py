@@ -1,0 +1,477 @@
+"""The chapter's ConvNet, trained by hand in scratchnn and — step for step — in torch.
+
+    python -m benchmarks.train [--data digits|fashion-mnist|DIR] [--epochs N]
+                               [--dtype float32|float64] [--compare-torch] [--json PATH]
+                               [--plot PATH] [--seed S] [--batch-size 32] [--lr 0.5]
+                               [--limit N] [--threads N]
+
+The network (the chapter's, NCHW, ``H×W`` the image size)::
+
+    Conv2d(1, 16, 3, 1) → ReLU → Conv2d(16, 32, 3, 1) → ReLU → MaxPool2d(2) → Dropout2d(0.10)
+    → Flatten → Linear(32·⌊(H−4)/2⌋·⌊(W−4)/2⌋, 64) → ReLU → dropout(0.25) → Linear(64, 10)
+    → LogSoftmax(dim=1)
+
+trained with NLL loss and Adadelta(lr=0.5) on batches of 32 (4608 → 64 on 28×28 MNIST-format
+images, 128 → 64 on the 8×8 digits). Dropout follows *today's* torch semantics: ``Dropout2d``
+sits on the 4-D pooled maps and zeroes whole channels (a keep mask of shape (N, 32, 1, 1)); the
+2-D hidden activations get element-wise ``dropout`` (mask (N, 64)) — the chapter applied
+``Dropout2d`` there, which current torch warns about and executes element-wise on a 2-D input.
+Both scale the kept values by 1/(1−p).
+
+``--compare-torch`` trains the same network in torch alongside: torch's model gets scratchnn's
+initial weights through ``load_state_dict`` (same keys, same layouts), both see the same batches
+in the same order (one seeded :class:`scratchnn.data.DataLoader`), and both use the *same dropout
+masks*: per step the masks are drawn once with NumPy (:func:`draw_masks`) and injected into both
+models. The two sides run interleaved step by step, each timed on its own, at the same thread
+count (``--threads``; torch's ``set_num_threads`` and threadpoolctl for NumPy's BLAS).
+
+Reusable pieces (``python -m benchmarks`` times one training step with them)::
+
+    model = build_scratchnn_convnet(np.float32, seed=0, in_hw=(28, 28))   # snn Sequential
+    opt   = make_scratchnn_optimizer(model, lr=0.5)                      # snn Adadelta
+    tmodel = build_torch_convnet(model)          # same weights; torch.nn.Sequential
+    topt   = make_torch_optimizer(tmodel, lr=0.5)
+    masks  = draw_masks(np.random.default_rng(0), batch=32, dtype=np.float32)
+    loss   = scratchnn_train_step(model, opt, x, y, masks)               # float
+    tloss  = torch_train_step(tmodel, topt, torch.from_numpy(x), torch.from_numpy(y), masks)
+
+A train step is: zero the grads, forward (in train mode, masks injected), NLL loss (mean), its
+backward through the whole network, one optimizer step; it returns the loss before the step.
+:func:`evaluate` / :func:`torch_evaluate` give (mean test NLL, accuracy in percent).
+
+``--json PATH`` writes ``{"dataset", "epochs", "steps", "loss_scratchnn": [per step],
+"loss_torch": [per step or null], "test_accuracy_scratchnn", "test_accuracy_torch"`` (percent,
+after the last epoch), ``"seconds_scratchnn", "seconds_torch"`` (training time only, all
+epochs), plus per-epoch test losses/accuracies, the largest per-step relative loss difference,
+the time ratio, threads, versions and the settings. ``--plot PATH`` writes a PNG of both loss
+curves and the per-epoch test accuracies.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import scratchnn as snn
+import scratchnn.functional as F
+from scratchnn import nn
+from scratchnn.data import DataLoader, Dataset, load_digits, load_fashion_mnist, load_mnist_dir
+
+try:                         # torch is needed only for the torch side (--compare-torch)
+    import torch
+except ImportError:          # pragma: no cover
+    torch = None
+
+__all__ = ["P_DROPOUT2D", "P_DROPOUT", "Masks", "draw_masks", "build_scratchnn_convnet",
+           "build_torch_convnet", "make_scratchnn_optimizer", "make_torch_optimizer",
+           "scratchnn_train_step", "torch_train_step", "evaluate", "torch_evaluate",
+           "load_data", "train", "main"]
+
+P_DROPOUT2D = 0.10          # after the max-pool, whole channels
+P_DROPOUT = 0.25            # on the 64 hidden units, element-wise
+DROP2D_INDEX, DROP_INDEX = 5, 9     # positions of the two dropouts in the Sequential
+
+
+class Masks(NamedTuple):
+    """One step's dropout keep-masks (1 = keep, 0 = drop), in the model's dtype, unscaled.
+
+    channel: (N, 32, 1, 1) for Dropout2d; hidden: (N, 64) for dropout.
+    """
+    channel: np.ndarray
+    hidden: np.ndarray
+
+
+def draw_masks(rng: np.random.Generator, batch: int, dtype=np.float32) -> Masks:
+    """Bernoulli keep-masks for one step: P(keep) = 1 − p, as torch's ``bernoulli_(1 − p)``."""
+    channel = (rng.random((batch, 32, 1, 1)) >= P_DROPOUT2D).astype(dtype)
+    hidden = (rng.random((batch, 64)) >= P_DROPOUT).astype(dtype)
+    return Masks(channel, hidden)
+
+
+def _flat_features(in_hw: tuple[int, int]) -> int:
+    h, w = in_hw
+    if h < 6 or w < 6:
+        raise ValueError(f"build_scratchnn_convnet(): parameter 'in_hw' must be at least 6×6 "
+                         f"(two 3×3 convolutions and a 2×2 pool), got {in_hw}")
+    return 32 * ((h - 4) // 2) * ((w - 4) // 2)
+
+
+# -- scratchnn ----------------------------------------------------------------------------------
+def build_scratchnn_convnet(dtype=np.float32, seed: int = 0, in_hw: tuple[int, int] = (28, 28)
+                            ) -> nn.Sequential:
+    """The chapter's ConvNet as a scratchnn ``Sequential`` with torch's default initialisation,
+    drawn from ``scratchnn.manual_seed(seed)``; parameters in ``dtype``.
+
+    state_dict keys: ``0.weight/bias`` (conv1), ``2.*`` (conv2), ``7.*`` (fc1), ``10.*`` (fc2) —
+    the same as :func:`build_torch_convnet`'s.
+    """
+    snn.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Dropout2d(P_DROPOUT2D), nn.Flatten(),
+        nn.Linear(_flat_features(in_hw), 64), nn.ReLU(), nn.Dropout(P_DROPOUT),
+        nn.Linear(64, 10), nn.LogSoftmax(dim=1))
+    return model.to(np.dtype(dtype))
+
+
+def make_scratchnn_optimizer(model: nn.Module, lr: float = 0.5):
+    """The chapter's optimizer: ``scratchnn.optim.Adadelta(model.parameters(), lr=lr)``."""
+    return snn.optim.Adadelta(model.parameters(), lr=lr)
+
+
+def _set_scratchnn_masks(model: nn.Sequential, masks: Masks | None) -> None:
+    """Inject this step's keep-masks into the two dropout layers (None: let them draw)."""
+    model[DROP2D_INDEX].mask = None if masks is None else masks.channel
+    model[DROP_INDEX].mask = None if masks is None else masks.hidden
+
+
+def scratchnn_train_step(model: nn.Sequential, optimizer, x: np.ndarray, y: np.ndarray,
+                         masks: Masks | None = None) -> float:
+    """One training step in scratchnn; returns the batch's mean NLL loss (before the step).
+
+    Explicit backprop: ``dlogp`` from the loss's pullback, then ``model.backward(dlogp)`` fills
+    every parameter's ``.grad``; Adadelta updates ``.data`` in place.
+    """
+    model.train()
+    _set_scratchnn_masks(model, masks)
+    optimizer.zero_grad()
+    logp = model(x)                                          # (N, 10) log-probabilities
+    loss, pullback = snn.vjp(F.nll_loss, logp, y)
+    dlogp = pullback(np.ones((), dtype=logp.dtype))[0]      # ∂loss/∂logp, (N, 10)
+    model.backward(dlogp)
+    optimizer.step()
+    return float(loss)
+
+
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
+             ) -> tuple[float, float]:
+    """(mean test NLL, accuracy in percent) in eval mode (dropout off), as the chapter's
+    ``test()``: NLL summed over the set, divided by its size."""
+    model.eval()
+    total, correct = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        logp = model(x[i:i + batch_size])
+        yb = y[i:i + batch_size]
+        total += float(F.nll_loss(logp, yb, reduction="sum"))
+        correct += int((logp.argmax(axis=1) == yb).sum())
+    model.train()
+    return total / len(x), 100.0 * correct / len(x)
+
+
+# -- torch ----------------------------------------------------------------------------------------
+def _torch():
+    if torch is None:
+        raise SystemExit("the torch side needs PyTorch: pip install 'scratchnn[bench]'")
+    return torch
+
+
+def build_torch_convnet(source: nn.Module | dict, in_hw: tuple[int, int] | None = None,
+                        dtype=None):
+    """The same network in torch, with dropout masks injected instead of drawn.
+
+    ``source`` is a scratchnn ConvNet (or its state_dict): its weights are copied in (so both
+    start identical), and the dtype follows them unless ``dtype`` is given. The two dropout
+    layers are :class:`TorchMaskedDropout` modules: before each forward, ``model[5].mask`` and
+    ``model[9].mask`` are set to the step's keep-masks (``torch_train_step`` does it).
+    """
+    tnn = _torch().nn
+    sd = source.state_dict() if isinstance(source, nn.Module) else dict(source)
+    w1 = np.asarray(sd["7.weight"])
+    if in_hw is not None and w1.shape[1] != _flat_features(in_hw):
+        raise ValueError(f"build_torch_convnet(): 'in_hw' {in_hw} does not match the source's "
+                         f"fc1 with {w1.shape[1]} inputs")
+    model = tnn.Sequential(
+        tnn.Conv2d(1, 16, 3, 1), tnn.ReLU(), tnn.Conv2d(16, 32, 3, 1), tnn.ReLU(),
+        tnn.MaxPool2d(2), TorchMaskedDropout(P_DROPOUT2D), tnn.Flatten(),
+        tnn.Linear(w1.shape[1], 64), tnn.ReLU(), TorchMaskedDropout(P_DROPOUT),
+        tnn.Linear(64, 10), tnn.LogSoftmax(dim=1))
+    tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
+        np.dtype(dtype) if dtype is not None else w1.dtype]
+    model.to(tdtype)
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()})
+    return model
+
+
+if torch is not None:
+    class TorchMaskedDropout(torch.nn.Module):
+        """torch's dropout with the keep-mask supplied from outside: ``x · (mask / (1 − p))``,
+        the arithmetic of torch's ``dropout``/``feature_dropout`` (noise divided by 1 − p, then
+        multiplied). In eval mode, or without a mask, the identity."""
+
+        def __init__(self, p: float):
+            super().__init__()
+            self.p = p
+            self.mask = None
+
+        def forward(self, x):
+            if not self.training or self.mask is None:
+                return x
+            return x * (self.mask.to(x.dtype) / (1 - self.p))
+
+        def extra_repr(self) -> str:
+            return f"p={self.p}, mask injected"
+
+
+def make_torch_optimizer(model, lr: float = 0.5):
+    """``torch.optim.Adadelta(model.parameters(), lr=lr)`` (rho 0.9, eps 1e-6, as scratchnn's)."""
+    return _torch().optim.Adadelta(model.parameters(), lr=lr)
+
+
+def torch_train_step(model, optimizer, x, y, masks: Masks | None = None) -> float:
+    """One training step in torch with the given keep-masks; returns the loss (before the
+    step). ``x``/``y`` are tensors (``torch.from_numpy`` of the scratchnn batch)."""
+    model.train()
+    if masks is not None:                    # on x's device (a no-op copy on the CPU)
+        model[DROP2D_INDEX].mask = torch.from_numpy(masks.channel).to(x.device)
+        model[DROP_INDEX].mask = torch.from_numpy(masks.hidden).to(x.device)
+    else:
+        model[DROP2D_INDEX].mask = model[DROP_INDEX].mask = None
+    optimizer.zero_grad()
+    loss = torch.nn.functional.nll_loss(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return float(loss.item())
+
+
+def torch_evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
+                   ) -> tuple[float, float]:
+    """:func:`evaluate` for the torch model."""
+    model.eval()
+    total, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            logp = model(torch.from_numpy(x[i:i + batch_size]))
+            yb = torch.from_numpy(y[i:i + batch_size])
+            total += float(torch.nn.functional.nll_loss(logp, yb, reduction="sum"))
+            correct += int((logp.argmax(dim=1) == yb).sum())
+    model.train()
+    return total / len(x), 100.0 * correct / len(x)
+
+
+# -- the run ------------------------------------------------------------------------------------
+def load_data(spec: str, dtype) -> Dataset:
+    """``digits`` (scikit-learn's, 8×8), ``fashion-mnist`` (Debian's package) or a directory of
+    MNIST-format IDX files."""
+    if spec == "digits":
+        return load_digits(dtype=dtype)
+    if spec == "fashion-mnist":
+        return load_fashion_mnist(dtype=dtype)
+    if Path(spec).is_dir():
+        return load_mnist_dir(spec, dtype=dtype)
+    raise SystemExit(f"--data: expected 'digits', 'fashion-mnist' or a directory of "
+                     f"MNIST-format IDX files, got {spec!r}")
+
+
+class _Threads:
+    """Pin torch and NumPy's BLAS to the same thread count for the run."""
+
+    def __init__(self, n: int | None, torch_needed: bool):
+        self.n, self.torch_needed, self.limiter = n, torch_needed, None
+
+    def __enter__(self) -> int:
+        torch = _torch() if self.torch_needed else None
+        n = self.n or (torch.get_num_threads() if torch else os.cpu_count() or 1)
+        if torch:
+            torch.set_num_threads(n)
+        try:
+            from threadpoolctl import threadpool_limits
+            self.limiter = threadpool_limits(n, user_api="blas")
+        except ImportError:          # the ratio then rests on OPENBLAS_NUM_THREADS
+            pass
+        return n
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.limiter is not None:
+            self.limiter.unregister()
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is None or not enabled:
+        class _Null:
+            def update(self, n=1): pass
+            def set_postfix_str(self, s): pass
+            def close(self): pass
+        return _Null()
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=False)
+
+
+def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch: bool = False,
+          seed: int = 0, batch_size: int = 32, lr: float = 0.5, limit: int | None = None,
+          threads: int | None = None, progress: bool = True, log=print) -> dict:
+    """Train (and optionally compare); returns the result dict that ``--json`` writes."""
+    dtype = np.dtype(dtype)
+    ds = load_data(data, dtype)
+    in_hw = ds.x_train.shape[2:]
+    loader = DataLoader(ds.x_train, ds.y_train, batch_size=batch_size, shuffle=True, seed=seed)
+    mask_rng = np.random.default_rng([seed, 1])
+    steps_per_epoch = len(loader) if limit is None else min(limit, len(loader))
+    res: dict[str, Any] = {
+        "dataset": ds.name, "epochs": epochs, "steps": epochs * steps_per_epoch,
+        "dtype": dtype.name, "seed": seed, "batch_size": batch_size, "lr": lr, "limit": limit,
+        "train_size": len(ds.x_train), "test_size": len(ds.x_test), "image_hw": list(in_hw),
+        "normalisation": {"mean": ds.mean, "std": ds.std},
+        "loss_scratchnn": [], "loss_torch": [] if compare_torch else None,
+        "test_loss_scratchnn": [], "test_accuracy_scratchnn_per_epoch": [],
+        "test_loss_torch": [] if compare_torch else None,
+        "test_accuracy_torch_per_epoch": [] if compare_torch else None,
+        "seconds_scratchnn": 0.0, "seconds_torch": 0.0 if compare_torch else None,
+    }
+    with _Threads(threads, compare_torch) as n_threads:
+        res["threads"] = n_threads
+        model = build_scratchnn_convnet(dtype, seed, in_hw)
+        opt = make_scratchnn_optimizer(model, lr)
+        if compare_torch:
+            _torch()
+            tmodel = build_torch_convnet(model)
+            topt = make_torch_optimizer(tmodel, lr)
+        log(f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images {in_hw[0]}×"
+            f"{in_hw[1]}, {dtype.name}, batch {batch_size}, Adadelta(lr={lr}), "
+            f"{steps_per_epoch} steps/epoch, {n_threads} thread(s)"
+            + (", compared with torch step for step" if compare_torch else ""))
+        for epoch in range(1, epochs + 1):
+            bar = _progress(steps_per_epoch, f"epoch {epoch}", progress)
+            for step, (x, y) in enumerate(loader):
+                if step == steps_per_epoch:
+                    break
+                masks = draw_masks(mask_rng, len(x), dtype)
+                t0 = time.perf_counter()
+                loss = scratchnn_train_step(model, opt, x, y, masks)
+                res["seconds_scratchnn"] += time.perf_counter() - t0
+                res["loss_scratchnn"].append(loss)
+                post = f"loss {loss:.4f}"
+                if compare_torch:
+                    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+                    t0 = time.perf_counter()
+                    tloss = torch_train_step(tmodel, topt, tx, ty, masks)
+                    res["seconds_torch"] += time.perf_counter() - t0
+                    res["loss_torch"].append(tloss)
+                    post += f" torch {tloss:.4f}"
+                bar.update()
+                bar.set_postfix_str(post)
+            bar.close()
+            tl, ta = evaluate(model, ds.x_test, ds.y_test)
+            res["test_loss_scratchnn"].append(tl)
+            res["test_accuracy_scratchnn_per_epoch"].append(ta)
+            line = f"epoch {epoch}: scratchnn test loss {tl:.4f}, accuracy {ta:.2f} %"
+            if compare_torch:
+                ttl, tta = torch_evaluate(tmodel, ds.x_test, ds.y_test)
+                res["test_loss_torch"].append(ttl)
+                res["test_accuracy_torch_per_epoch"].append(tta)
+                line += f" | torch test loss {ttl:.4f}, accuracy {tta:.2f} %"
+            log(line)
+    res["test_accuracy_scratchnn"] = res["test_accuracy_scratchnn_per_epoch"][-1]
+    res["test_accuracy_torch"] = (res["test_accuracy_torch_per_epoch"][-1] if compare_torch
+                                  else None)
+    res["seconds_per_epoch_scratchnn"] = res["seconds_scratchnn"] / epochs
+    if compare_torch:
+        a, b = np.asarray(res["loss_scratchnn"]), np.asarray(res["loss_torch"])
+        rel = np.abs(a - b) / np.maximum(np.abs(b), np.finfo(np.float64).tiny)
+        res["max_rel_loss_diff"] = float(rel.max()) if rel.size else 0.0
+        res["max_rel_loss_diff_step"] = int(rel.argmax()) if rel.size else None
+        res["seconds_per_epoch_torch"] = res["seconds_torch"] / epochs
+        res["time_ratio"] = res["seconds_scratchnn"] / res["seconds_torch"]
+        res["accuracy_diff_points"] = res["test_accuracy_scratchnn"] - res["test_accuracy_torch"]
+        res["torch_version"] = torch.__version__
+    res["numpy_version"] = np.__version__
+    res["python"] = platform.python_version()
+    res["machine"] = platform.machine()
+    res["cpu_count"] = os.cpu_count()
+    return res
+
+
+def summary(res: dict) -> str:
+    s = (f"scratchnn: {res['steps']} steps in {res['seconds_scratchnn']:.2f} s, "
+         f"test accuracy {res['test_accuracy_scratchnn']:.2f} %")
+    if res.get("loss_torch") is not None:
+        s += (f"\ntorch:     {res['steps']} steps in {res['seconds_torch']:.2f} s, "
+              f"test accuracy {res['test_accuracy_torch']:.2f} %"
+              f"\nlargest per-step relative loss difference: {res['max_rel_loss_diff']:.3g} "
+              f"(step {res['max_rel_loss_diff_step']}); time ratio scratchnn/torch "
+              f"{res['time_ratio']:.2f}× at {res['threads']} thread(s)")
+    return s
+
+
+def plot(res: dict, path: str | os.PathLike) -> None:
+    """PNG: per-step training loss of both sides (left), per-epoch test accuracy (right)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    steps = np.arange(1, len(res["loss_scratchnn"]) + 1)
+    ax1.plot(steps, res["loss_scratchnn"], label="scratchnn", lw=1.2)
+    if res.get("loss_torch") is not None:
+        ax1.plot(steps, res["loss_torch"], label="torch", lw=1.0, ls="--")
+    ax1.set(xlabel="step", ylabel="training NLL loss",
+            title=f"{res['dataset']}, {res['dtype']}, batch {res['batch_size']}")
+    ax1.legend()
+    ep = np.arange(1, len(res["test_accuracy_scratchnn_per_epoch"]) + 1)
+    width = 0.38 if res.get("loss_torch") is not None else 0.6
+    b = ax2.bar(ep - (width / 2 if res.get("loss_torch") is not None else 0),
+                res["test_accuracy_scratchnn_per_epoch"], width, label="scratchnn")
+    ax2.bar_label(b, fmt="%.2f", fontsize=8)
+    if res.get("loss_torch") is not None:
+        b = ax2.bar(ep + width / 2, res["test_accuracy_torch_per_epoch"], width, label="torch")
+        ax2.bar_label(b, fmt="%.2f", fontsize=8)
+    accs = res["test_accuracy_scratchnn_per_epoch"] + (res["test_accuracy_torch_per_epoch"] or [])
+    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", xticks=ep,
+            ylim=(max(0.0, min(accs) - 10), 100), title="test accuracy")
+    ax2.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="digits",
+                    help="digits (default; scikit-learn's 8×8), fashion-mnist (Debian's "
+                         "dataset-fashion-mnist) or a directory of MNIST-format IDX files")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--compare-torch", action="store_true",
+                    help="train torch alongside from the same weights, batches and masks")
+    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    ap.add_argument("--plot", metavar="PATH", help="write a PNG of losses and accuracies")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=0.5)
+    ap.add_argument("--limit", type=int, metavar="N",
+                    help="train at most N steps per epoch (a fixed slice, for timing/CI)")
+    ap.add_argument("--threads", type=int, metavar="N",
+                    help="threads for torch and NumPy's BLAS (default: torch's default)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    for name in ("epochs", "batch_size", "limit", "threads"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.seed < 0:
+        ap.error(f"--seed must be >= 0, got {args.seed}")
+    res = train(args.data, args.epochs, args.dtype, args.compare_torch, args.seed,
+                args.batch_size, args.lr, args.limit, args.threads, not args.no_progress)
+    print(summary(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot(res, args.plot)
+        print(f"wrote {args.plot}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
