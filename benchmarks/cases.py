@@ -62,20 +62,32 @@ TARGET_NOTE = ("Targets are for float32 forward+backward against torch CPU at th
 
 # -- availability ----------------------------------------------------------------------------
 
+_MODULES = {"F": "scratchnn.functional", "nn": "scratchnn.nn",
+            "naive": "scratchnn.functional.conv_naive", "train": "benchmarks.train"}
+
+
 def _resolve(req: str) -> Any:
     where, _, attr = req.partition(".")
-    module = {"F": "scratchnn.functional", "nn": "scratchnn.nn",
-              "naive": "scratchnn.functional.conv_naive", "train": "benchmarks.train"}[where]
-    return getattr(importlib.import_module(module), attr)
+    return getattr(importlib.import_module(_MODULES[where]), attr)
 
 
 def missing_requirements(case: Case) -> list[str]:
-    """The names in ``case.requires`` that cannot be imported (empty when the case can run)."""
+    """The names in ``case.requires`` that do not exist (empty when the case can run).
+
+    A module that does not exist counts as missing; a module that exists but fails to import
+    raises its error (a broken library is an error, not a missing op).
+    """
     missing = []
     for req in case.requires:
+        where, _, attr = req.partition(".")
         try:
-            _resolve(req)
-        except (ImportError, AttributeError):
+            module = importlib.import_module(_MODULES[where])
+        except ModuleNotFoundError as e:
+            if e.name != _MODULES[where]:
+                raise
+            missing.append(req)
+            continue
+        if not hasattr(module, attr):
             missing.append(req)
     return missing
 

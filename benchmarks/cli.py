@@ -82,11 +82,11 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
            "flop_formula": case.flop_formula or None, "flops_fwd": case.flops_fwd,
            "flops_fwdbwd": case.flops_fwdbwd, "target": case.target, "notes": case.notes,
            "status": "ok", "error": None, "profile": None}
-    missing = cases_mod.missing_requirements(case)
-    if missing:
-        rec.update(status="unavailable", error="not in scratchnn yet: " + ", ".join(missing))
-        return rec
     try:
+        missing = cases_mod.missing_requirements(case)
+        if missing:
+            rec.update(status="unavailable", error="not in scratchnn yet: " + ", ".join(missing))
+            return rec
         sides = case.build(dtype, cuda)
         times, ratio, gflops, frac = {}, {}, {}, {}
         for mode, idx in (("fwd", 0), ("fwdbwd", 1)):
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "warmup": args.warmup if args.warmup is not None else (1 if quick else 2),
            "min_time": args.min_time if args.min_time is not None else
            (0.02 if quick else 0.05),
-           "budget": 6.0 if quick else 25.0, "profile": args.profile}
+           "budget": 4.0 if quick else 15.0, "profile": args.profile}
     os.makedirs(args.out, exist_ok=True)
 
     torch.set_num_threads(threads)

@@ -72,9 +72,8 @@ def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for c in cases:
         if c["status"] != "ok":
-            rows.append([c["name"], f"{c['status'].upper()}: {c.get('error', '')}"]
-                        + [""] * (len(headers) - 2))
-            continue
+            rows.append([c["name"], f"{c['status'].upper()}: {c.get('error', '')}"])
+            continue                                  # a short row: name and message
         g = c.get("gflops", {}).get("fwdbwd", {})
         pk = c.get("peak_fraction", {}).get("fwdbwd", {})
         mem = c.get("memory", {})
@@ -101,19 +100,23 @@ def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def format_table(headers: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+    """A plain-text (or Markdown) table; short rows (a case that did not run) are
+    ``[name, message]`` and span the line."""
+    full = [r for r in rows if len(r) == len(headers)]
     if markdown:
         esc = (lambda s: s.replace("|", "\\|"))
         lines = ["| " + " | ".join(headers) + " |",
                  "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
-        lines += ["| " + " | ".join(esc(x) for x in r) + " |" for r in rows]
+        lines += ["| " + " | ".join(esc(x) for x in r + [""] * (len(headers) - len(r))) + " |"
+                  for r in rows]
         return "\n".join(lines)
-    widths = [max(len(h), *(len(r[i]) for r in rows if len(r[1]) < 60 or i != 1))
-              if rows else len(h) for i, h in enumerate(headers)]
+    widths = [max([len(h)] + [len(r[i]) for r in full]) for i, h in enumerate(headers)]
+    widths[0] = max([widths[0]] + [len(r[0]) for r in rows])
     fmt = (lambda cells: "  ".join(x.ljust(w) if i == 0 else x.rjust(w)
                                    for i, (x, w) in enumerate(zip(cells, widths))).rstrip())
     out = [fmt(headers), fmt(["-" * w for w in widths])]
-    for r in rows:
-        out.append(fmt(r) if len(r[1]) < 60 else f"{r[0].ljust(widths[0])}  {r[1]}")
+    out += [fmt(r) if len(r) == len(headers) else f"{r[0].ljust(widths[0])}  {r[1]}"
+            for r in rows]
     return "\n".join(out)
 
 
