@@ -189,7 +189,7 @@ def run_case(spec: OpSpec, case: Case, dtype: str = "float64", device: str = "cp
 def layouts(a: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The same values in other memory layouts: Fortran order, a strided view into a larger
     buffer, negative strides, read-only."""
-    out = {"fortran": np.asfortranarray(a)}
+    out = {"fortran": np.asfortranarray(a) if a.ndim else a.copy()}   # (asfortranarray makes 0-d 1-d)
     if a.ndim:
         big = np.zeros(tuple(2 * s for s in a.shape[:-1]) + (a.shape[-1] * 3,), a.dtype)
         big[tuple(slice(None, None, 2) for _ in a.shape[:-1]) + (slice(None, None, 3),)] = a
