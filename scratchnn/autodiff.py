@@ -13,7 +13,8 @@ torch's name and signature that returns only the output. ``vjp`` (in the convent
     dx, dw, db = pullback(dout)
 
 ``pullback`` returns one entry per positional argument: the gradient (same shape and dtype as the
-argument) for a floating array, ``None`` for anything else. Keyword arguments are options and are
+argument) for a floating array, a tuple of gradients for a tuple of floating arrays (LSTM's
+``hx = (h, c)``), ``None`` for anything else. Keyword arguments are options and are
 never differentiated. Where an op returns several outputs, ``dout`` has the same structure and any
 entry may be ``None`` (read as zeros; integer outputs such as pooling indices take ``None``).
 """
@@ -82,6 +83,21 @@ def _check_dout(name: str, out: Any, dout: Any, where: str = "dout") -> Any:
     return dout.astype(out.dtype, copy=False)
 
 
+def _is_float_tuple(a: Any) -> bool:
+    return isinstance(a, tuple) and len(a) > 0 and all(_is_float_array(e) for e in a)
+
+
+def _checked_grad(name: str, where: str, a: Any, g: Any) -> Any:
+    """``g`` if ``a`` is a float array (shape and dtype checked), else None."""
+    if not _is_float_array(a) or g is None:
+        return None
+    if g.shape != a.shape or g.dtype != a.dtype:           # an op bug, never the user's
+        raise RuntimeError(f"{name}: backward returned a gradient of shape {g.shape} "
+                           f"and dtype {g.dtype} for argument {where} of shape {a.shape} "
+                           f"and dtype {a.dtype}")
+    return g
+
+
 def vjp(f: Callable, *args: Any, **kwargs: Any) -> tuple[Any, Callable]:
     """Run op ``f`` forward and return ``(out, pullback)``; see the module docstring."""
     if not is_op(f):
@@ -97,14 +113,11 @@ def vjp(f: Callable, *args: Any, **kwargs: Any) -> tuple[Any, Callable]:
         result = []
         for i, a in enumerate(args):
             g = grads[i] if i < len(grads) else None
-            if not _is_float_array(a) or g is None:
-                result.append(None)
+            if _is_float_tuple(a) and isinstance(g, tuple) and len(g) == len(a):
+                result.append(tuple(_checked_grad(name, f"{i}[{k}]", e, ge)   # LSTM's (h, c)
+                                    for k, (e, ge) in enumerate(zip(a, g))))
                 continue
-            if g.shape != a.shape or g.dtype != a.dtype:   # an op bug, never the user's
-                raise RuntimeError(f"{name}: backward returned a gradient of shape {g.shape} "
-                                   f"and dtype {g.dtype} for argument {i} of shape {a.shape} "
-                                   f"and dtype {a.dtype}")
-            result.append(g)
+            result.append(_checked_grad(name, str(i), a, g))
         return tuple(result)
 
     return out, pullback

@@ -1,2 +1,772 @@
-"""recurrent ops (see the family issue)."""
-__all__: list[str] = []
+"""Recurrent ops: RNN (tanh/relu), LSTM and GRU — one step (cells) and whole sequences (layers).
+
+Cells are torch's ``torch.rnn_tanh_cell`` / ``rnn_relu_cell`` / ``lstm_cell`` / ``gru_cell``:
+same math, argument order and gate layout (LSTM rows ``i, f, g, o``; GRU rows ``r, z, n``)::
+
+    h' = rnn_tanh_cell(x, h, W_ih, W_hh, b_ih, b_hh)
+    (h', c') = lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh)
+
+Layers run one cell over a whole sequence, one layer and one direction (the modules in
+``scratchnn.nn.recurrent`` stack them into multi-layer, bidirectional networks)::
+
+    out, h_n = gru_layer(x, h0, W_ih, W_hh, b_ih, b_hh, lengths=None, reverse=False)
+    out, h_n, c_n = lstm_layer(x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr)
+
+Their backward is backpropagation through time (BPTT) written out so one time step reads like
+the cell's backward; around the loop, what does not depend on the recurrence is done once:
+
+* the input projection ``x_t W_ihᵀ + b`` for all T steps is ONE GEMM (T·B, I) @ (I, G·H);
+* the gates of a step sit side by side in one row, the sigmoid gates first, so one sigmoid and
+  one tanh cover them (the LSTM runs its rows in the order i, f, o, g internally — torch's
+  i, f, g, o with the last two blocks swapped — and swaps them back in the weight gradients);
+* the backward writes each step's gate gradients into a (T, B, G·H) buffer, and dW_ih, dW_hh,
+  the biases and dx come out of it at the end as one GEMM each (no per-step accumulation).
+
+Variable lengths (``lengths=``, torch's ``pack_padded_sequence`` semantics): sequence b is
+``x[:lengths[b], b]``. The rows are sorted by decreasing length (as PackedSequence does), so at
+time t the active rows are the first ``batch_sizes[t]``; the others keep their state (a finished
+sequence its final state, in the reverse direction a not-yet-started one its initial state).
+Outputs at padded steps are zero (as ``pad_packed_sequence``), ``h_n``/``c_n`` are each
+sequence's state after its own last step, and padded steps get no gradient.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._validate import check_array, check_same_dtype
+from ..autodiff import defop
+
+Array = np.ndarray
+
+__all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
+           "rnn_tanh_layer", "rnn_relu_layer", "lstm_layer", "gru_layer",
+           "rnn_tanh_cell_forward", "rnn_relu_cell_forward", "rnn_cell_backward",
+           "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward", "gru_cell_backward",
+           "rnn_tanh_layer_forward", "rnn_relu_layer_forward", "rnn_layer_backward",
+           "lstm_layer_forward", "lstm_layer_backward", "gru_layer_forward", "gru_layer_backward"]
+
+
+# ------------------------------------------------------------------------------------------------
+# shared helpers: validation, sigmoid in place, the linear part of a cell's backward
+# ------------------------------------------------------------------------------------------------
+
+def _check_weights(fn: str, n_gates: int, input: Array, w_ih: Array, w_hh: Array,
+                   b_ih: Array | None, b_hh: Array | None, w_hr: Array | None = None
+                   ) -> tuple[int, int]:
+    """Check the weights against ``input`` and return (H, H_out): hidden and output size
+    (H_out = proj size when ``w_hr`` is given, else H)."""
+    check_array(fn, "w_ih", w_ih, ndim=2)
+    check_array(fn, "w_hh", w_hh, ndim=2)
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+        if b is not None:
+            check_array(fn, name, b, ndim=1)
+    if w_hr is not None:
+        check_array(fn, "w_hr", w_hr, ndim=2)
+    check_same_dtype(fn, "input", input, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
+    if w_hh.shape[0] % n_gates or w_hh.shape[0] == 0:
+        raise ValueError(f"{fn}(): parameter 'w_hh' must have {n_gates}·hidden_size rows, "
+                         f"got shape {w_hh.shape}")
+    H = w_hh.shape[0] // n_gates
+    H_out = w_hh.shape[1] if w_hr is not None else H
+    if w_hr is not None and w_hr.shape != (H_out, H):
+        raise ValueError(f"{fn}(): parameter 'w_hr' must have shape (proj_size, hidden_size) = "
+                         f"({H_out}, {H}), got {w_hr.shape}")
+    if w_hh.shape != (n_gates * H, H_out):
+        raise ValueError(f"{fn}(): parameter 'w_hh' must have shape {(n_gates * H, H_out)}, "
+                         f"got {w_hh.shape}")
+    if w_ih.shape != (n_gates * H, input.shape[-1]):
+        raise ValueError(f"{fn}(): parameter 'w_ih' must have shape (gates·hidden_size, "
+                         f"input_size) = {(n_gates * H, input.shape[-1])}, got {w_ih.shape}")
+    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
+        if b is not None and b.shape != (n_gates * H,):
+            raise ValueError(f"{fn}(): parameter '{name}' must have shape {(n_gates * H,)}, "
+                             f"got {b.shape}")
+    return H, H_out
+
+
+def _check_state(fn: str, name: str, s: Array, shape: tuple, input: Array) -> None:
+    check_array(fn, name, s)
+    check_same_dtype(fn, "input", input, **{name: s})
+    if s.shape != shape:
+        raise ValueError(f"{fn}(): parameter '{name}' must have shape {shape}, got {s.shape}")
+
+
+def _sigmoid_(a: Array) -> Array:
+    """σ(a) in place, as σ(a) = ½ tanh(a/2) + ½: stable for any a, no temporaries."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+def _linear_grads(x: Array, h: Array, w_ih: Array, w_hh: Array, da_i: Array, da_h: Array,
+                  has_b_ih: bool, has_b_hh: bool) -> tuple:
+    """Gradients of ``a_i = x W_ihᵀ + b_ih`` and ``a_h = h W_hhᵀ + b_hh`` given da_i, da_h.
+
+    dx = da_i W_ih,  dh = da_h W_hh,  dW_ih = da_iᵀ x,  dW_hh = da_hᵀ h,  db = Σ_batch da.
+    Works for a batch (B, ·) and for one unbatched vector (·).
+    """
+    x2, h2 = x.reshape(-1, x.shape[-1]), h.reshape(-1, h.shape[-1])       # (B, I), (B, H)
+    di2, dh2 = da_i.reshape(-1, da_i.shape[-1]), da_h.reshape(-1, da_h.shape[-1])
+    return (da_i @ w_ih, da_h @ w_hh, di2.T @ x2, dh2.T @ h2,
+            di2.sum(0) if has_b_ih else None, dh2.sum(0) if has_b_hh else None)
+
+
+def _check_cell(fn: str, n_gates: int, input: Array, states: dict, w_ih: Array, w_hh: Array,
+                b_ih: Array | None, b_hh: Array | None) -> int:
+    check_array(fn, "input", input, ndim=(1, 2))
+    H, _ = _check_weights(fn, n_gates, input, w_ih, w_hh, b_ih, b_hh)
+    for name, s in states.items():
+        _check_state(fn, name, s, input.shape[:-1] + (H,), input)
+    return H
+
+
+def _affine(x: Array, w: Array, b: Array | None) -> Array:
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+# ------------------------------------------------------------------------------------------------
+# cells: one time step
+# ------------------------------------------------------------------------------------------------
+
+class RNNCellCtx(NamedTuple):
+    x: Array
+    h: Array
+    w_ih: Array
+    w_hh: Array
+    h_new: Array                  # both derivatives are written in the output
+    relu: bool
+    has_b_ih: bool
+    has_b_hh: bool
+
+
+def _rnn_cell(fn: str, relu: bool, input: Array, hx: Array, w_ih: Array, w_hh: Array,
+              b_ih: Array | None, b_hh: Array | None) -> tuple[Array, RNNCellCtx]:
+    _check_cell(fn, 1, input, {"hx": hx}, w_ih, w_hh, b_ih, b_hh)
+    a = _affine(input, w_ih, b_ih) + _affine(hx, w_hh, b_hh)             # (B, H)
+    h_new = np.maximum(a, 0) if relu else np.tanh(a)
+    return h_new, RNNCellCtx(input, hx, w_ih, w_hh, h_new, relu, b_ih is not None,
+                             b_hh is not None)
+
+
+def rnn_tanh_cell_forward(input: Array, hx: Array, w_ih: Array, w_hh: Array,
+                          b_ih: Array | None = None, b_hh: Array | None = None
+                          ) -> tuple[Array, RNNCellCtx]:
+    """h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)
+
+    Shapes:  x (B, I) or (I,), h (B, H) or (H,), W_ih (H, I), W_hh (H, H), b (H) -> h' like h
+    Saves:   x, h, the weights and h' (tanh' = 1 − h'²).
+    Torch:   torch.rnn_tanh_cell (torch.nn.RNNCell)
+    """
+    return _rnn_cell("rnn_tanh_cell", False, input, hx, w_ih, w_hh, b_ih, b_hh)
+
+
+def rnn_relu_cell_forward(input: Array, hx: Array, w_ih: Array, w_hh: Array,
+                          b_ih: Array | None = None, b_hh: Array | None = None
+                          ) -> tuple[Array, RNNCellCtx]:
+    """h' = relu(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)
+
+    Shapes:  as rnn_tanh_cell.
+    Saves:   x, h, the weights and h' (relu' = [h' > 0], 0 at the kink as torch).
+    Torch:   torch.rnn_relu_cell (torch.nn.RNNCell(nonlinearity='relu'))
+    """
+    return _rnn_cell("rnn_relu_cell", True, input, hx, w_ih, w_hh, b_ih, b_hh)
+
+
+def rnn_cell_backward(ctx: RNNCellCtx, dh_new: Array) -> tuple:
+    """da = dh' ⊙ (1 − h'²)   (relu: dh' ⊙ [h' > 0])
+    dx = da W_ih,  dh = da W_hh,  dW_ih = daᵀ x,  dW_hh = daᵀ h,  db_ih = db_hh = Σ_B da"""
+    da = dh_new * (ctx.h_new > 0) if ctx.relu else dh_new * (1 - ctx.h_new * ctx.h_new)
+    return _linear_grads(ctx.x, ctx.h, ctx.w_ih, ctx.w_hh, da, da, ctx.has_b_ih, ctx.has_b_hh)
+
+
+class LSTMCellCtx(NamedTuple):
+    x: Array
+    h: Array
+    c: Array
+    w_ih: Array
+    w_hh: Array
+    i: Array                      # the activated gates (σ' and tanh' are written in them)
+    f: Array
+    g: Array
+    o: Array
+    tanh_c: Array                 # tanh(c'), for dh'/dc' and do
+    has_b_ih: bool
+    has_b_hh: bool
+
+
+def lstm_cell_forward(input: Array, hx: tuple[Array, Array], w_ih: Array, w_hh: Array,
+                      b_ih: Array | None = None, b_hh: Array | None = None
+                      ) -> tuple[tuple[Array, Array], LSTMCellCtx]:
+    """[i f g o] = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh      (4 blocks of H columns)
+    i, f, o = σ(·),  g = tanh(·)
+    c' = f ⊙ c + i ⊙ g,   h' = o ⊙ tanh(c')
+
+    Shapes:  x (B, I) or (I,), hx = (h, c) each (B, H) or (H,), W_ih (4H, I), W_hh (4H, H),
+             b (4H) -> (h', c') each like h
+    Saves:   x, h, c, the weights, the activated gates i, f, g, o and tanh(c').
+    Torch:   torch.lstm_cell (torch.nn.LSTMCell)
+    """
+    fn = "lstm_cell"
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        raise TypeError(f"{fn}(): parameter 'hx' must be a tuple (h, c) of two arrays, "
+                        f"got {type(hx).__name__}")
+    h, c = hx
+    H = _check_cell(fn, 4, input, {"hx[0]": h, "hx[1]": c}, w_ih, w_hh, b_ih, b_hh)
+    a = _affine(input, w_ih, b_ih) + _affine(h, w_hh, b_hh)               # (B, 4H)
+    i, f, o = (_sigmoid_(a[..., k * H:(k + 1) * H]) for k in (0, 1, 3))
+    g = np.tanh(a[..., 2 * H:3 * H])
+    c_new = f * c + i * g
+    tanh_c = np.tanh(c_new)
+    h_new = o * tanh_c
+    return (h_new, c_new), LSTMCellCtx(input, h, c, w_ih, w_hh, i, f, g, o, tanh_c,
+                                       b_ih is not None, b_hh is not None)
+
+
+def lstm_cell_backward(ctx: LSTMCellCtx, douts: tuple[Array, Array]) -> tuple:
+    """dc = dc' + dh' ⊙ o ⊙ (1 − tanh²c')            (c' feeds h' and the next step)
+    do = dh' ⊙ tanh c',  di = dc ⊙ g,  df = dc ⊙ c,  dg = dc ⊙ i,  dc_prev = dc ⊙ f
+    da = [di ⊙ i(1−i), df ⊙ f(1−f), dg ⊙ (1−g²), do ⊙ o(1−o)]
+    dx = da W_ih,  dh = da W_hh,  dW_ih = daᵀ x,  dW_hh = daᵀ h,  db_ih = db_hh = Σ_B da
+    Returns (dx, (dh, dc), dW_ih, dW_hh, db_ih, db_hh)."""
+    dh_new, dc_new = douts
+    i, f, g, o, tc = ctx.i, ctx.f, ctx.g, ctx.o, ctx.tanh_c
+    dc = dc_new + dh_new * o * (1 - tc * tc)
+    da = np.concatenate([dc * g * i * (1 - i), dc * ctx.c * f * (1 - f),
+                         dc * i * (1 - g * g), dh_new * tc * o * (1 - o)], axis=-1)  # (B, 4H)
+    dx, dh, dw_ih, dw_hh, db_ih, db_hh = _linear_grads(ctx.x, ctx.h, ctx.w_ih, ctx.w_hh, da, da,
+                                                       ctx.has_b_ih, ctx.has_b_hh)
+    return dx, (dh, dc * f), dw_ih, dw_hh, db_ih, db_hh
+
+
+class GRUCellCtx(NamedTuple):
+    x: Array
+    h: Array
+    w_ih: Array
+    w_hh: Array
+    r: Array                      # activated gates
+    z: Array
+    n: Array
+    hn: Array                     # W_hn h + b_hn, which r multiplies (dr needs it)
+    has_b_ih: bool
+    has_b_hh: bool
+
+
+def gru_cell_forward(input: Array, hx: Array, w_ih: Array, w_hh: Array,
+                     b_ih: Array | None = None, b_hh: Array | None = None
+                     ) -> tuple[Array, GRUCellCtx]:
+    """[xr xz xn] = x W_ihᵀ + b_ih,   [hr hz hn] = h W_hhᵀ + b_hh     (3 blocks of H)
+    r = σ(xr + hr),  z = σ(xz + hz),  n = tanh(xn + r ⊙ hn)
+    h' = (1 − z) ⊙ n + z ⊙ h
+
+    The reset gate multiplies hn = W_hn h + b_hn (bias included), as torch does.
+    Shapes:  x (B, I) or (I,), h (B, H) or (H,), W_ih (3H, I), W_hh (3H, H), b (3H) -> h' like h
+    Saves:   x, h, the weights, the activated gates r, z, n and hn.
+    Torch:   torch.gru_cell (torch.nn.GRUCell)
+    """
+    H = _check_cell("gru_cell", 3, input, {"hx": hx}, w_ih, w_hh, b_ih, b_hh)
+    ai, ah = _affine(input, w_ih, b_ih), _affine(hx, w_hh, b_hh)         # (B, 3H) each
+    r = _sigmoid_(ai[..., :H] + ah[..., :H])
+    z = _sigmoid_(ai[..., H:2 * H] + ah[..., H:2 * H])
+    hn = ah[..., 2 * H:]
+    n = np.tanh(ai[..., 2 * H:] + r * hn)
+    h_new = n + z * (hx - n)
+    return h_new, GRUCellCtx(input, hx, w_ih, w_hh, r, z, n, hn, b_ih is not None,
+                             b_hh is not None)
+
+
+def gru_cell_backward(ctx: GRUCellCtx, dh_new: Array) -> tuple:
+    """dan = dh' ⊙ (1 − z) ⊙ (1 − n²)               (through n's tanh)
+    daz = dh' ⊙ (h − n) ⊙ z(1 − z),   dar = dan ⊙ hn ⊙ r(1 − r)
+    da_i = [dar, daz, dan],   da_h = [dar, daz, dan ⊙ r]
+    dx = da_i W_ih,  dh = dh' ⊙ z + da_h W_hh,  dW_ih = da_iᵀ x,  dW_hh = da_hᵀ h,
+    db_ih = Σ_B da_i,  db_hh = Σ_B da_h"""
+    r, z, n = ctx.r, ctx.z, ctx.n
+    dan = dh_new * (1 - z) * (1 - n * n)
+    daz = dh_new * (ctx.h - n) * z * (1 - z)
+    dar = dan * ctx.hn * r * (1 - r)
+    da_i = np.concatenate([dar, daz, dan], axis=-1)                       # (B, 3H)
+    da_h = np.concatenate([dar, daz, dan * r], axis=-1)
+    dx, dh, dw_ih, dw_hh, db_ih, db_hh = _linear_grads(ctx.x, ctx.h, ctx.w_ih, ctx.w_hh, da_i,
+                                                       da_h, ctx.has_b_ih, ctx.has_b_hh)
+    return dx, dh + dh_new * z, dw_ih, dw_hh, db_ih, db_hh
+
+
+rnn_tanh_cell = defop(rnn_tanh_cell_forward, rnn_cell_backward)
+rnn_relu_cell = defop(rnn_relu_cell_forward, rnn_cell_backward)
+lstm_cell = defop(lstm_cell_forward, lstm_cell_backward)
+gru_cell = defop(gru_cell_forward, gru_cell_backward)
+
+
+# ------------------------------------------------------------------------------------------------
+# layers: a whole sequence, one layer, one direction
+# ------------------------------------------------------------------------------------------------
+
+class Schedule(NamedTuple):
+    """Which rows are active at which time step, and in which order the steps run."""
+    order: list[int]              # time steps in processing order (T−1 … 0 when reverse)
+    sizes: list[int]              # batch_sizes[t]: rows 0..sizes[t]−1 are active at time t
+    perm: Array | None            # rows sorted by decreasing length (None: keep the order)
+    inv: Array | None             # its inverse
+    valid: Array | None           # (T, B, 1) t < length, in sorted order (None: all valid)
+    reverse: bool
+
+    def states(self, t: int) -> tuple[int, int]:
+        """Indices (before, after) of step t in the (T+1, B, ·) state buffer S: forward
+        S[t] → S[t+1]; reverse S[t+1] → S[t]. Either way the states fed to the steps are
+        S[:-1] (forward) or S[1:] (reverse), one contiguous slice in time order."""
+        return (t + 1, t) if self.reverse else (t, t + 1)
+
+    def before(self, S: Array) -> Array:
+        """h_{t−1} for every t, in time order: (T, B, ·)."""
+        return S[1:] if self.reverse else S[:-1]
+
+    def after(self, S: Array) -> Array:
+        """h_t for every t, in time order: (T, B, ·)."""
+        return S[:-1] if self.reverse else S[1:]
+
+    def sort(self, a: Array | None, axis: int) -> Array | None:
+        return a if a is None or self.perm is None else np.take(a, self.perm, axis=axis)
+
+    def unsort(self, a: Array | None, axis: int) -> Array | None:
+        return a if a is None or self.inv is None else np.take(a, self.inv, axis=axis)
+
+
+def _schedule(fn: str, lengths, T: int, B: int, reverse: bool) -> Schedule:
+    order = list(range(T - 1, -1, -1)) if reverse else list(range(T))
+    if lengths is None:
+        return Schedule(order, [B] * T, None, None, None, reverse)
+    lens = np.asarray(lengths)
+    if lens.dtype.kind not in "iu" or lens.shape != (B,):
+        raise ValueError(f"{fn}(): parameter 'lengths' must be {B} integers (one per sequence), "
+                         f"got {lengths!r}")
+    if B and (lens.min() < 1 or lens.max() > T):
+        raise ValueError(f"{fn}(): parameter 'lengths' must lie in [1, T={T}], got {lens.tolist()}")
+    perm = np.argsort(-lens, kind="stable")
+    sorted_lens = lens[perm]
+    sizes = (sorted_lens[None, :] > np.arange(T)[:, None]).sum(1).tolist()   # batch_sizes
+    valid = (np.arange(T)[:, None] < sorted_lens[None, :])[..., None]      # (T, B, 1)
+    if np.array_equal(perm, np.arange(B)):
+        perm = inv = None
+    else:
+        inv = np.argsort(perm)
+    return Schedule(order, sizes, perm, inv, valid, reverse)
+
+
+def _check_layer(fn: str, n_gates: int, input: Array, states: dict, w_ih: Array, w_hh: Array,
+                 b_ih: Array | None, b_hh: Array | None, w_hr: Array | None, lengths,
+                 reverse: bool) -> tuple[int, int, Schedule]:
+    check_array(fn, "input", input, ndim=3)
+    T, B, _ = input.shape
+    if T == 0:
+        raise ValueError(f"{fn}(): parameter 'input' must have at least one time step, got "
+                         f"shape {input.shape}")
+    H, H_out = _check_weights(fn, n_gates, input, w_ih, w_hh, b_ih, b_hh, w_hr)
+    for name, s in states.items():                    # h states have H_out columns, c has H
+        if s is not None:
+            _check_state(fn, name, s, (B, H if name == "c0" else H_out), input)
+    if not isinstance(reverse, bool):
+        raise TypeError(f"{fn}(): parameter 'reverse' must be a bool, got {reverse!r}")
+    return H, H_out, _schedule(fn, lengths, T, B, reverse)
+
+
+def _project(x: Array, w: Array, b: Array | None) -> Array:
+    """x_t Wᵀ + b for every step at once: ONE GEMM (T·B, I) @ (I, G·H) -> (T, B, G·H)."""
+    T, B, I = x.shape
+    G = np.matmul(x.reshape(T * B, I), w.T)                               # (T·B, G·H)
+    if b is not None:
+        G += b
+    return G.reshape(T, B, -1)
+
+
+def _bias_sum(b_ih: Array | None, b_hh: Array | None) -> Array | None:
+    if b_ih is None:
+        return b_hh
+    return b_ih if b_hh is None else b_ih + b_hh
+
+
+def _zeros_state(s: Array | None, B: int, size: int, dtype) -> Array:
+    return np.zeros((B, size), dtype) if s is None else s
+
+
+def _outputs(sched: Schedule, S: Array) -> tuple[Array, Array]:
+    """The output sequence (zeros at padded steps) and the final state from the state buffer."""
+    out = sched.after(S)                                                   # (T, B, H) time order
+    out = out * sched.valid if sched.valid is not None else out.copy()
+    last = S[0] if sched.reverse else S[-1]
+    return sched.unsort(out, 1), sched.unsort(last, 0).copy()
+
+
+def _input_grads(dA2: Array, X2: Array, w_ih: Array) -> tuple[Array, Array, Array]:
+    """After the time loop, what sums over steps, one GEMM each (dA2 (T·B, G·H) = every step's
+    gate gradients, X2 (T·B, I)):  dx = dA W_ih,  dW_ih = Σ_t dA_tᵀ x_t,  db = Σ_{t,B} dA."""
+    return dA2 @ w_ih, dA2.T @ X2, dA2.sum(0)
+
+
+def _seq_grads(sched: Schedule, dA: Array, X: Array, S: Array, w_ih: Array) -> tuple:
+    """dx, dW_ih, dW_hh = Σ_t dA_tᵀ h_{t−1} (one GEMM over all steps) and db."""
+    T, B, GH = dA.shape
+    dA2 = dA.reshape(T * B, GH)                                           # (T·B, G·H)
+    prev = sched.before(S)                                                # h_{t−1}, time order
+    dx, dw_ih, db = _input_grads(dA2, X.reshape(T * B, -1), w_ih)
+    return dx.reshape(X.shape), dw_ih, dA2.T @ prev.reshape(T * B, -1), db
+
+
+def _sorted_douts(sched: Schedule, dout: Array, dlast: Array) -> tuple[Array, Array]:
+    """Upstream grads in the sorted row order; the running state grad is our own copy."""
+    return sched.sort(dout, 1), np.array(sched.sort(dlast, 0), copy=True)
+
+
+# ---- plain RNN ---------------------------------------------------------------------------------
+
+class RNNLayerCtx(NamedTuple):
+    sched: Schedule
+    x: Array                      # (T, B, I) input, rows sorted
+    S: Array                      # (T+1, B, H) states h_0 … h_T (see Schedule.states)
+    w_ih: Array
+    w_hh: Array
+    relu: bool
+    has_h0: bool
+    has_b_ih: bool
+    has_b_hh: bool
+
+
+def _rnn_layer(fn: str, relu: bool, input: Array, h0: Array | None, w_ih: Array, w_hh: Array,
+               b_ih: Array | None, b_hh: Array | None, lengths, reverse: bool
+               ) -> tuple[tuple[Array, Array], RNNLayerCtx]:
+    H, _, sched = _check_layer(fn, 1, input, {"h0": h0}, w_ih, w_hh, b_ih, b_hh, None,
+                               lengths, reverse)
+    T, B, _ = input.shape
+    x = sched.sort(input, 1)
+    A = _project(x, w_ih, _bias_sum(b_ih, b_hh))                          # (T, B, H)
+    S = np.empty((T + 1, B, H), input.dtype)
+    S[sched.states(sched.order[0])[0]] = sched.sort(_zeros_state(h0, B, H, input.dtype), 0)
+    w_hhT = w_hh.T
+    for t in sched.order:                                                 # one time step:
+        p, q, n = *sched.states(t), sched.sizes[t]
+        a = A[t, :n]
+        a += S[p, :n] @ w_hhT                                             # a = x W_ihᵀ + h W_hhᵀ + b
+        if relu:
+            np.maximum(a, 0, out=S[q, :n])                                # h' = relu(a)
+        else:
+            np.tanh(a, out=S[q, :n])                                      # h' = tanh(a)
+        if n < B:
+            S[q, n:] = S[p, n:]                                           # inactive rows keep h
+    out, h_n = _outputs(sched, S)
+    return (out, h_n), RNNLayerCtx(sched, x, S, w_ih, w_hh, relu, h0 is not None,
+                                   b_ih is not None, b_hh is not None)
+
+
+def rnn_tanh_layer_forward(input: Array, h0: Array | None, w_ih: Array, w_hh: Array,
+                           b_ih: Array | None = None, b_hh: Array | None = None, *,
+                           lengths=None, reverse: bool = False
+                           ) -> tuple[tuple[Array, Array], RNNLayerCtx]:
+    """One step t:  h_t = tanh(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh),  for t = 0 … T−1
+    (t = T−1 … 0 with ``reverse=True``); out_t = h_t.
+
+    Shapes:  x (T, B, I), h0 (B, H) or None (zeros), W_ih (H, I), W_hh (H, H), b (H),
+             lengths (B) ints in [1, T] or None  ->  out (T, B, H), h_n (B, H)
+    Saves:   per step only h_t (the (T+1, B, H) state buffer, tanh' = 1 − h_t²), plus x and
+             the weights.
+    Torch:   one direction of one layer of torch.nn.RNN (packed input when lengths is given)
+    """
+    return _rnn_layer("rnn_tanh_layer", False, input, h0, w_ih, w_hh, b_ih, b_hh, lengths,
+                      reverse)
+
+
+def rnn_relu_layer_forward(input: Array, h0: Array | None, w_ih: Array, w_hh: Array,
+                           b_ih: Array | None = None, b_hh: Array | None = None, *,
+                           lengths=None, reverse: bool = False
+                           ) -> tuple[tuple[Array, Array], RNNLayerCtx]:
+    """One step t:  h_t = relu(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh)
+
+    Shapes:  as rnn_tanh_layer.
+    Saves:   per step only h_t (relu' = [h_t > 0]), plus x and the weights.
+    Torch:   one direction of one layer of torch.nn.RNN(nonlinearity='relu')
+    """
+    return _rnn_layer("rnn_relu_layer", True, input, h0, w_ih, w_hh, b_ih, b_hh, lengths,
+                      reverse)
+
+
+def rnn_layer_backward(ctx: RNNLayerCtx, douts: tuple[Array, Array]) -> tuple:
+    """Backpropagation through time, last step first. One step t:
+        dh_t  = dout_t + (dh_t from step t+1)
+        da_t  = dh_t ⊙ (1 − h_t²)          (relu: dh_t ⊙ [h_t > 0])
+        dh_{t−1} = da_t W_hh                (to step t−1)
+    then, once for all steps: dx = da W_ih, dW_ih = Σ_t da_tᵀ x_t, dW_hh = Σ_t da_tᵀ h_{t−1},
+    db_ih = db_hh = Σ da. Returns (dx, dh0, dW_ih, dW_hh, db_ih, db_hh)."""
+    sched, S, w_hh = ctx.sched, ctx.S, ctx.w_hh
+    dout, dh = _sorted_douts(sched, *douts)
+    T, B, H = dout.shape
+    dA = (np.zeros if sched.valid is not None else np.empty)((T, B, H), dout.dtype)
+    for t in reversed(sched.order):
+        p, q, n = *sched.states(t), sched.sizes[t]
+        dh_t = dh[:n]
+        dh_t += dout[t, :n]                                               # dh_t
+        h_t = S[q, :n]
+        if ctx.relu:
+            np.multiply(dh_t, h_t > 0, out=dA[t, :n])                     # da_t
+        else:
+            np.multiply(dh_t, 1 - h_t * h_t, out=dA[t, :n])
+        np.matmul(dA[t, :n], w_hh, out=dh_t)                              # dh_{t−1}
+    dx, dw_ih, dw_hh, db = _seq_grads(sched, dA, ctx.x, S, ctx.w_ih)
+    return (sched.unsort(dx, 1), sched.unsort(dh, 0) if ctx.has_h0 else None, dw_ih, dw_hh,
+            db if ctx.has_b_ih else None, db.copy() if ctx.has_b_hh else None)
+
+
+# ---- LSTM --------------------------------------------------------------------------------------
+
+def _ifog(H: int) -> Array:
+    """Row order i, f, o, g from torch's i, f, g, o (a swap of the last two blocks: its own
+    inverse), so the three sigmoid gates are one contiguous block."""
+    return np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+
+
+class LSTMLayerCtx(NamedTuple):
+    sched: Schedule
+    x: Array                      # (T, B, I) input, rows sorted
+    A: Array                      # (T, B, 4H) activated gates i, f, o, g per step
+    S: Array                      # (T+1, B, P) h states (P = proj_size or H)
+    C: Array                      # (T+1, B, H) cell states
+    TC: Array                     # (T, B, H) tanh(c_t)
+    R: Array | None               # (T, B, H) o ⊙ tanh(c_t) before the projection (proj only)
+    w_ih: Array                   # (4H, I) rows i, f, o, g
+    w_hh: Array                   # (4H, P) rows i, f, o, g
+    w_hr: Array | None
+    has_h0: bool
+    has_c0: bool
+    has_b_ih: bool
+    has_b_hh: bool
+
+
+def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: Array,
+                       w_hh: Array, b_ih: Array | None = None, b_hh: Array | None = None,
+                       w_hr: Array | None = None, *, lengths=None, reverse: bool = False
+                       ) -> tuple[tuple[Array, Array, Array], LSTMLayerCtx]:
+    """One step t (torch's lstm_cell; W_hr only with a projection):
+        [i f g o] = x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh
+        i, f, o = σ(·),  g = tanh(·)
+        c_t = f ⊙ c_{t−1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)   (projection: h_t = (o ⊙ tanh c_t) W_hrᵀ)
+    out_t = h_t; t runs T−1 … 0 with ``reverse=True``.
+
+    Shapes:  x (T, B, I), h0 (B, P) / c0 (B, H) or None (zeros), W_ih (4H, I), W_hh (4H, P),
+             b (4H), W_hr (P, H) or None (then P = H), lengths (B) ints in [1, T] or None
+             -> out (T, B, P), h_n (B, P), c_n (B, H)
+    Saves:   per step: the activated gates i, f, o, g (4H), c_t and tanh(c_t) (H each), h_t (P)
+             and with a projection o ⊙ tanh(c_t) (H); plus x and the weights.
+    Torch:   one direction of one layer of torch.nn.LSTM (proj_size, packed input)
+    """
+    fn = "lstm_layer"
+    H, P, sched = _check_layer(fn, 4, input, {"h0": h0, "c0": c0}, w_ih, w_hh,
+                               b_ih, b_hh, w_hr, lengths, reverse)
+    T, B, _ = input.shape
+    dt = input.dtype
+    ifog = _ifog(H)
+    Wih, Whh = w_ih[ifog], w_hh[ifog]                                     # rows i, f, o, g
+    b = _bias_sum(b_ih, b_hh)
+    x = sched.sort(input, 1)
+    A = _project(x, Wih, None if b is None else b[ifog])                  # (T, B, 4H)
+    S, C = np.empty((T + 1, B, P), dt), np.empty((T + 1, B, H), dt)
+    TC = np.empty((T, B, H), dt)
+    R = np.empty((T, B, H), dt) if w_hr is not None else None
+    first = sched.states(sched.order[0])[0]
+    S[first] = sched.sort(_zeros_state(h0, B, P, dt), 0)
+    C[first] = sched.sort(_zeros_state(c0, B, H, dt), 0)
+    WhhT, H3 = Whh.T, 3 * H
+    ig = np.empty((B, H), dt)
+    for t in sched.order:                                                 # one time step:
+        p, q, n = *sched.states(t), sched.sizes[t]
+        a = A[t, :n]                                                      # (n, 4H)
+        a += S[p, :n] @ WhhT                                              # pre-activations
+        _sigmoid_(a[:, :H3])                                              # i, f, o
+        np.tanh(a[:, H3:], out=a[:, H3:])                                 # g
+        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:H3], a[:, H3:]
+        c = np.multiply(f, C[p, :n], out=C[q, :n])
+        c += np.multiply(i, g, out=ig[:n])                                # c_t = f c + i g
+        tc = np.tanh(c, out=TC[t, :n])
+        if R is None:
+            np.multiply(o, tc, out=S[q, :n])                              # h_t = o tanh(c_t)
+        else:
+            np.matmul(np.multiply(o, tc, out=R[t, :n]), w_hr.T, out=S[q, :n])
+        if n < B:                                                         # inactive rows keep
+            S[q, n:], C[q, n:] = S[p, n:], C[p, n:]                       # their state
+    out, h_n = _outputs(sched, S)
+    c_n = sched.unsort(C[0] if reverse else C[-1], 0).copy()
+    return (out, h_n, c_n), LSTMLayerCtx(sched, x, A, S, C, TC, R, Wih, Whh, w_hr,
+                                         h0 is not None, c0 is not None, b_ih is not None,
+                                         b_hh is not None)
+
+
+def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) -> tuple:
+    """Backpropagation through time, last step first. One step t:
+        dh_t = dout_t + (dh from step t+1)         (projection: dW_hr += dh_tᵀ r_t,
+                                                    then dh_t ← dh_t W_hr, r_t = o ⊙ tanh c_t)
+        dc_t = (dc from step t+1) + dh_t ⊙ o ⊙ (1 − tanh² c_t)
+        di = dc_t ⊙ g,  df = dc_t ⊙ c_{t−1},  do = dh_t ⊙ tanh c_t,  dg = dc_t ⊙ i
+        da_t = [di ⊙ i(1−i), df ⊙ f(1−f), do ⊙ o(1−o), dg ⊙ (1−g²)]    (rows i, f, o, g)
+        dh_{t−1} = da_t W_hh,   dc_{t−1} = dc_t ⊙ f
+    then, once for all steps: dx, dW_ih, dW_hh, db as in rnn_layer_backward (rows swapped back
+    to i, f, g, o). Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
+    sched, A, S, C, TC, R = ctx.sched, ctx.A, ctx.S, ctx.C, ctx.TC, ctx.R
+    dout, dh = _sorted_douts(sched, douts[0], douts[1])
+    dc = np.array(sched.sort(douts[2], 0), copy=True)
+    T, B, H = TC.shape
+    H2, H3 = 2 * H, 3 * H
+    dA = (np.zeros if sched.valid is not None else np.empty)((T, B, 4 * H), dout.dtype)
+    DH = np.zeros_like(dout) if R is not None else None                  # dh_t, for dW_hr
+    tmp = np.empty((B, H), dout.dtype)
+    for t in reversed(sched.order):
+        p, q, n = *sched.states(t), sched.sizes[t]
+        dh_t = dh[:n]
+        dh_t += dout[t, :n]
+        if R is not None:
+            DH[t, :n] = dh_t
+            dh_t = dh_t @ ctx.w_hr                                        # through the projection
+        a, da, tc, dc_t = A[t, :n], dA[t, :n], TC[t, :n], dc[:n]
+        i, f, o, g = a[:, :H], a[:, H:H2], a[:, H2:H3], a[:, H3:]
+        np.multiply(tc, tc, out=tmp[:n])
+        np.subtract(1, tmp[:n], out=tmp[:n])
+        tmp[:n] *= o
+        tmp[:n] *= dh_t
+        dc_t += tmp[:n]                                                   # dc_t
+        np.multiply(dc_t, g, out=da[:, :H])                               # di
+        np.multiply(dc_t, C[p, :n], out=da[:, H:H2])                      # df
+        np.multiply(dh_t, tc, out=da[:, H2:H3])                           # do
+        np.multiply(dc_t, i, out=da[:, H3:])                              # dg
+        dc_t *= f                                                         # dc_{t−1}
+        s = a[:, :H3]
+        da[:, :H3] *= s
+        da[:, :H3] *= 1 - s                                               # through σ
+        da[:, H3:] *= 1 - g * g                                           # through tanh
+        np.matmul(da, ctx.w_hh, out=dh[:n])                               # dh_{t−1}
+    dx, dw_ih, dw_hh, db = _seq_grads(sched, dA, ctx.x, S, ctx.w_ih)
+    ifog = _ifog(H)                                                       # back to i, f, g, o
+    dw_hr = None
+    if R is not None:
+        dw_hr = DH.reshape(T * B, -1).T @ R.reshape(T * B, H)             # (P, H)
+    return (sched.unsort(dx, 1), sched.unsort(dh, 0) if ctx.has_h0 else None,
+            sched.unsort(dc, 0) if ctx.has_c0 else None, dw_ih[ifog], dw_hh[ifog],
+            db[ifog] if ctx.has_b_ih else None, db[ifog] if ctx.has_b_hh else None, dw_hr)
+
+
+# ---- GRU ---------------------------------------------------------------------------------------
+
+class GRULayerCtx(NamedTuple):
+    sched: Schedule
+    x: Array                      # (T, B, I) input, rows sorted
+    A: Array                      # (T, B, 3H) activated gates r, z, n per step
+    HN: Array                     # (T, B, H) W_hn h_{t−1} + b_hn per step
+    S: Array                      # (T+1, B, H) states
+    w_ih: Array
+    w_hh: Array
+    has_h0: bool
+    has_b_ih: bool
+    has_b_hh: bool
+
+
+def gru_layer_forward(input: Array, h0: Array | None, w_ih: Array, w_hh: Array,
+                      b_ih: Array | None = None, b_hh: Array | None = None, *,
+                      lengths=None, reverse: bool = False
+                      ) -> tuple[tuple[Array, Array], GRULayerCtx]:
+    """One step t (torch's gru_cell):
+        [xr xz xn] = x_t W_ihᵀ + b_ih,   [hr hz hn] = h_{t−1} W_hhᵀ + b_hh
+        r = σ(xr + hr),  z = σ(xz + hz),  n = tanh(xn + r ⊙ hn)
+        h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+    out_t = h_t; t runs T−1 … 0 with ``reverse=True``.
+
+    Shapes:  x (T, B, I), h0 (B, H) or None (zeros), W_ih (3H, I), W_hh (3H, H), b (3H),
+             lengths (B) ints in [1, T] or None  ->  out (T, B, H), h_n (B, H)
+    Saves:   per step: the activated gates r, z, n (3H), hn (H) and h_t (H); plus x and the
+             weights.
+    Torch:   one direction of one layer of torch.nn.GRU (packed input when lengths is given)
+    """
+    fn = "gru_layer"
+    H, _, sched = _check_layer(fn, 3, input, {"h0": h0}, w_ih, w_hh, b_ih, b_hh, None,
+                               lengths, reverse)
+    T, B, _ = input.shape
+    dt = input.dtype
+    H2 = 2 * H
+    b = b_ih
+    if b_hh is not None:                       # b_hr, b_hz join the projection; b_hn stays in hn
+        b = np.concatenate([b_hh[:H2], np.zeros(H, dt)]) + (0 if b_ih is None else b_ih)
+    x = sched.sort(input, 1)
+    A = _project(x, w_ih, b)                                              # (T, B, 3H)
+    S, HN = np.empty((T + 1, B, H), dt), np.empty((T, B, H), dt)
+    S[sched.states(sched.order[0])[0]] = sched.sort(_zeros_state(h0, B, H, dt), 0)
+    w_hhT, b_hn = w_hh.T, None if b_hh is None else b_hh[H2:]
+    gh = np.empty((B, 3 * H), dt)
+    for t in sched.order:                                                 # one time step:
+        p, q, n = *sched.states(t), sched.sizes[t]
+        a, h_prev = A[t, :n], S[p, :n]
+        np.matmul(h_prev, w_hhT, out=gh[:n])                              # [hr hz hn] − b_hh
+        a[:, :H2] += gh[:n, :H2]
+        _sigmoid_(a[:, :H2])                                              # r, z
+        hn = HN[t, :n]
+        np.add(gh[:n, H2:], 0 if b_hn is None else b_hn, out=hn)          # hn = W_hn h + b_hn
+        r, z, nt = a[:, :H], a[:, H:H2], a[:, H2:]
+        nt += r * hn
+        np.tanh(nt, out=nt)                                               # n
+        h = np.subtract(h_prev, nt, out=S[q, :n])
+        h *= z
+        h += nt                                                           # h_t = n + z (h − n)
+        if n < B:
+            S[q, n:] = S[p, n:]
+    out, h_n = _outputs(sched, S)
+    return (out, h_n), GRULayerCtx(sched, x, A, HN, S, w_ih, w_hh, h0 is not None,
+                                   b_ih is not None, b_hh is not None)
+
+
+def gru_layer_backward(ctx: GRULayerCtx, douts: tuple[Array, Array]) -> tuple:
+    """Backpropagation through time, last step first. One step t:
+        dh_t = dout_t + (dh from step t+1)
+        dan = dh_t ⊙ (1 − z) ⊙ (1 − n²),  daz = dh_t ⊙ (h_{t−1} − n) ⊙ z(1 − z),
+        dar = dan ⊙ hn ⊙ r(1 − r)
+        da_h = [dar, daz, dan ⊙ r]  (grads of h W_hhᵀ + b_hh),  da_i = [dar, daz, dan]
+        dh_{t−1} = dh_t ⊙ z + da_h W_hh
+    then, once for all steps: dW_hh = Σ da_hᵀ h_{t−1}, db_hh = Σ da_h, and dx, dW_ih, db_ih
+    from da_i (its r, z blocks are da_h's; its n block is saved apart).
+    Returns (dx, dh0, dW_ih, dW_hh, db_ih, db_hh)."""
+    sched, A, HN, S = ctx.sched, ctx.A, ctx.HN, ctx.S
+    dout, dh = _sorted_douts(sched, *douts)
+    T, B, H = dout.shape
+    H2 = 2 * H
+    zeros = sched.valid is not None
+    dA = (np.zeros if zeros else np.empty)((T, B, 3 * H), dout.dtype)    # da_h per step
+    DAN = (np.zeros if zeros else np.empty)((T, B, H), dout.dtype)       # dan per step
+    for t in reversed(sched.order):
+        p, q, n = *sched.states(t), sched.sizes[t]
+        dh_t = dh[:n]
+        dh_t += dout[t, :n]
+        a, da, h_prev = A[t, :n], dA[t, :n], S[p, :n]
+        r, z, nt = a[:, :H], a[:, H:H2], a[:, H2:]
+        dan = np.multiply(dh_t, 1 - z, out=DAN[t, :n])
+        dan *= 1 - nt * nt                                                # dan
+        np.multiply(dan, r, out=da[:, H2:])                               # dan ⊙ r
+        np.multiply(dan, HN[t, :n], out=da[:, :H])                        # dr
+        np.subtract(h_prev, nt, out=da[:, H:H2])
+        da[:, H:H2] *= dh_t                                               # dz
+        s = a[:, :H2]
+        da[:, :H2] *= s
+        da[:, :H2] *= 1 - s                                               # through σ
+        dh_t *= z
+        dh_t += da @ ctx.w_hh                                             # dh_{t−1}
+    dA2, DAN2, X2 = dA.reshape(T * B, 3 * H), DAN.reshape(T * B, H), ctx.x.reshape(T * B, -1)
+    prev = sched.before(S)                                                # h_{t−1}, time order
+    dw_hh = dA2.T @ prev.reshape(T * B, H)                                # (3H, H)
+    dx_rz, dw_rz, db_rz = _input_grads(dA2[:, :H2], X2, ctx.w_ih[:H2])    # r, z blocks
+    dx_n, dw_n, db_n = _input_grads(DAN2, X2, ctx.w_ih[H2:])              # n block: dan
+    dx = (dx_rz + dx_n).reshape(ctx.x.shape)
+    return (sched.unsort(dx, 1), sched.unsort(dh, 0) if ctx.has_h0 else None,
+            np.concatenate([dw_rz, dw_n]), dw_hh,
+            np.concatenate([db_rz, db_n]) if ctx.has_b_ih else None,
+            dA2.sum(0) if ctx.has_b_hh else None)
+
+
+rnn_tanh_layer = defop(rnn_tanh_layer_forward, rnn_layer_backward)
+rnn_relu_layer = defop(rnn_relu_layer_forward, rnn_layer_backward)
+lstm_layer = defop(lstm_layer_forward, lstm_layer_backward)
+gru_layer = defop(gru_layer_forward, gru_layer_backward)
