@@ -336,16 +336,22 @@ class Schedule(NamedTuple):
         return a if a is None or self.inv is None else np.take(a, self.inv, axis=axis)
 
 
-def _schedule(fn: str, lengths, T: int, B: int, reverse: bool) -> Schedule:
-    order = list(range(T - 1, -1, -1)) if reverse else list(range(T))
-    if lengths is None:
-        return Schedule(order, [B] * T, None, None, None, reverse)
+def check_lengths(fn: str, lengths, T: int, B: int) -> Array:
+    """``lengths`` as B integers in [1, T] (a list, tuple or integer array), else ValueError."""
     lens = np.asarray(lengths)
     if lens.dtype.kind not in "iu" or lens.shape != (B,):
         raise ValueError(f"{fn}(): parameter 'lengths' must be {B} integers (one per sequence), "
                          f"got {lengths!r}")
     if B and (lens.min() < 1 or lens.max() > T):
         raise ValueError(f"{fn}(): parameter 'lengths' must lie in [1, T={T}], got {lens.tolist()}")
+    return lens
+
+
+def _schedule(fn: str, lengths, T: int, B: int, reverse: bool) -> Schedule:
+    order = list(range(T - 1, -1, -1)) if reverse else list(range(T))
+    if lengths is None:
+        return Schedule(order, [B] * T, None, None, None, reverse)
+    lens = check_lengths(fn, lengths, T, B)
     perm = np.argsort(-lens, kind="stable")
     sorted_lens = lens[perm]
     sizes = (sorted_lens[None, :] > np.arange(T)[:, None]).sum(1).tolist()   # batch_sizes
@@ -380,7 +386,7 @@ def _project(x: Array, w: Array, b: Array | None) -> Array:
     G = np.matmul(x.reshape(T * B, I), w.T)                               # (T·B, G·H)
     if b is not None:
         G += b
-    return G.reshape(T, B, -1)
+    return G.reshape(T, B, w.shape[0])
 
 
 def _bias_sum(b_ih: Array | None, b_hh: Array | None) -> Array | None:
@@ -412,8 +418,8 @@ def _seq_grads(sched: Schedule, dA: Array, X: Array, S: Array, w_ih: Array) -> t
     T, B, GH = dA.shape
     dA2 = dA.reshape(T * B, GH)                                           # (T·B, G·H)
     prev = sched.before(S)                                                # h_{t−1}, time order
-    dx, dw_ih, db = _input_grads(dA2, X.reshape(T * B, -1), w_ih)
-    return dx.reshape(X.shape), dw_ih, dA2.T @ prev.reshape(T * B, -1), db
+    dx, dw_ih, db = _input_grads(dA2, X.reshape(T * B, X.shape[2]), w_ih)
+    return dx.reshape(X.shape), dw_ih, dA2.T @ prev.reshape(T * B, prev.shape[2]), db
 
 
 def _sorted_douts(sched: Schedule, dout: Array, dlast: Array) -> tuple[Array, Array]:
@@ -647,7 +653,7 @@ def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) ->
     ifog = _ifog(H)                                                       # back to i, f, g, o
     dw_hr = None
     if R is not None:
-        dw_hr = DH.reshape(T * B, -1).T @ R.reshape(T * B, H)             # (P, H)
+        dw_hr = DH.reshape(T * B, DH.shape[2]).T @ R.reshape(T * B, H)             # (P, H)
     return (sched.unsort(dx, 1), sched.unsort(dh, 0) if ctx.has_h0 else None,
             sched.unsort(dc, 0) if ctx.has_c0 else None, dw_ih[ifog], dw_hh[ifog],
             db[ifog] if ctx.has_b_ih else None, db[ifog] if ctx.has_b_hh else None, dw_hr)
@@ -754,7 +760,7 @@ def gru_layer_backward(ctx: GRULayerCtx, douts: tuple[Array, Array]) -> tuple:
         da[:, :H2] *= 1 - s                                               # through σ
         dh_t *= z
         dh_t += da @ ctx.w_hh                                             # dh_{t−1}
-    dA2, DAN2, X2 = dA.reshape(T * B, 3 * H), DAN.reshape(T * B, H), ctx.x.reshape(T * B, -1)
+    dA2, DAN2, X2 = dA.reshape(T * B, 3 * H), DAN.reshape(T * B, H), ctx.x.reshape(T * B, ctx.x.shape[2])
     prev = sched.before(S)                                                # h_{t−1}, time order
     dw_hh = dA2.T @ prev.reshape(T * B, H)                                # (3H, H)
     dx_rz, dw_rz, db_rz = _input_grads(dA2[:, :H2], X2, ctx.w_ih[:H2])    # r, z blocks
