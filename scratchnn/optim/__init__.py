@@ -1,2 +1,24 @@
-"""Optimizers step-for-step equal to torch.optim (see issue: training)."""
-__all__: list[str] = []
+"""Optimizers step-for-step equal to ``torch.optim``, and learning-rate schedulers.
+
+    opt = optim.Adadelta(model.parameters(), lr=0.5)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    for x, y in batches:
+        opt.zero_grad()
+        loss = crit(model(x), y)
+        model.backward(crit.backward())        # fills each Parameter's .grad
+        opt.step()                             # updates each .data in place
+    sched.step()
+
+Each optimizer replicates torch's single-tensor (``foreach=False``) implementation operation
+by operation, so float64 runs agree with torch to rounding and float32 runs to a few ulps.
+"""
+from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adadelta", "RMSprop", "Adagrad",
+           "lr_scheduler"]
