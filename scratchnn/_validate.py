@@ -102,3 +102,17 @@ def check_dim(fn: str, name: str, dim: Any, ndim: int) -> int:
         raise ValueError(f"{_where(fn, name)} must be in [{-span}, {span - 1}] for a "
                          f"{ndim}-d input, got {dim}")
     return dim % span
+
+
+def check_float_dtype(fn: str, name: str, dtype: Any, *, default: Any = None) -> np.dtype | None:
+    """``None`` -> ``default`` (as a dtype, or None); otherwise float32/float64 (anything
+    ``numpy.dtype`` reads as one, e.g. ``np.float32`` or ``'float64'``) as a ``numpy.dtype``."""
+    if dtype is None:
+        return None if default is None else np.dtype(default)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{_where(fn, name)} must be None, float32 or float64, got {dtype!r}")
+    return dt
