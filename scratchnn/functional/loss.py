@@ -149,6 +149,8 @@ def _class_targets(fn: str, input: Any, target: Any, weight: Any,
     if input.ndim == 0:
         raise ValueError(f"{fn}(): parameter 'input' must have at least 1 dimension (C,) or "
                          f"(N, C, ...), got a 0-d array")
+    if isinstance(target, np.integer):                  # a 0-d index taken out of an array
+        target = np.asarray(target)
     if not isinstance(target, np.ndarray):
         raise TypeError(f"{fn}(): parameter 'target' must be a numpy.ndarray of class "
                         f"indices, got {type(target).__name__}")
@@ -233,7 +235,8 @@ def nll_loss_backward(ctx: NllLossCtx, dout: Array) -> tuple[Array, None]:
     if ctx.unbatched and ctx.reduction == "none":
         dout = dout[None]
     g = -_expand(dout, ctx.reduction, ct.w_t.shape, ct.total)          # (N, *)
-    dx = _scatter(ct.x.shape, ct.safe, np.where(ct.keep, ct.w_t * g, 0), ct.x.dtype)
+    with np.errstate(invalid="ignore"):                                # 0·∞ when Σ w[t] = 0
+        dx = _scatter(ct.x.shape, ct.safe, np.where(ct.keep, ct.w_t * g, 0), ct.x.dtype)
     return (dx[0] if ctx.unbatched else dx), None
 
 
@@ -321,10 +324,11 @@ def cross_entropy_backward(ctx: CrossEntropyCtx, dout: Array) -> tuple[Array, Ar
         dout = dout[None]
     shape = ctx.logp.shape[:1] + ctx.logp.shape[2:]
     g = _expand(dout, ctx.reduction, shape, ctx.denom)[:, None]         # (N, 1, *)
-    dlogp = -g * ctx.coef                                               # (N, C, *)
-    if ctx.keep is not None:            # ignored targets get exactly 0 (even when g = dL/0)
-        dlogp = np.where(ctx.keep[:, None], dlogp, 0).astype(dlogp.dtype, copy=False)
-    dx = dlogp - np.exp(ctx.logp) * dlogp.sum(axis=1, keepdims=True)    # log_softmax backward
+    with np.errstate(invalid="ignore"):                                # 0·∞ when Σ w[t] = 0
+        dlogp = -g * ctx.coef                                           # (N, C, *)
+        if ctx.keep is not None:        # ignored targets get exactly 0 (even when g = dL/0)
+            dlogp = np.where(ctx.keep[:, None], dlogp, 0).astype(dlogp.dtype, copy=False)
+        dx = dlogp - np.exp(ctx.logp) * dlogp.sum(axis=1, keepdims=True)  # log_softmax bwd
     dt = -g * ctx.tscale * ctx.logp if ctx.prob_target else None
     if ctx.unbatched:
         dx, dt = dx[0], (None if dt is None else dt[0])
