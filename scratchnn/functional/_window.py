@@ -124,6 +124,37 @@ def window_view(xp: np.ndarray, kernel: Sequence[int], stride: Sequence[int],
                                            writeable=False)
 
 
+def clipped_offset_slices(kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+                          lo: Sequence[int], size: Sequence[int], out: Sequence[int]
+                          ) -> Iterator[tuple[tuple[int, ...], tuple[slice, ...] | None,
+                                              tuple[slice, ...] | None]]:
+    """:func:`offset_slices` against the *unpadded* input: no padded copy is ever made.
+
+    For every kernel offset ``k`` (row-major) yields ``(k, out_sl, in_sl)``: the output
+    positions ``o`` whose input index ``p = k·dil + o·s − lo`` lies inside ``[0, size)`` form
+    the box ``out_sl`` (unit steps), and ``x[(..., *in_sl)]`` are exactly those inputs, so::
+
+        cols[(..., *out_sl)] = x[(..., *in_sl)]      # im2col (the rest of cols is padding)
+        dx[(..., *in_sl)] += dcols[(..., *out_sl)]    # col2im
+
+    Both are ``None`` when every window sees padding at this offset.
+    """
+    for k in np.ndindex(*kernel):
+        out_sl, in_sl = [], []
+        for ki, di, si, li, n, o in zip(k, dilation, stride, lo, size, out):
+            start = ki * di - li                       # input index seen by output 0
+            o0 = max(0, -(start // si))                # first o with start + o·s >= 0
+            o1 = min(o, (n - 1 - start) // si + 1)     # one past the last o with p < size
+            if o1 <= o0:
+                break
+            out_sl.append(slice(o0, o1))
+            in_sl.append(slice(start + o0 * si, start + (o1 - 1) * si + 1, si))
+        else:
+            yield k, tuple(out_sl), tuple(in_sl)
+            continue
+        yield k, None, None
+
+
 def check_window_args(fn: str, n: int, kernel_size: Any, stride: Any, dilation: Any
                       ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Normalise kernel/stride/dilation to n-tuples of ints >= 1 (``stride=None`` -> kernel)."""
@@ -138,5 +169,6 @@ def numel(shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
-__all__ = ["parse_padding", "output_size", "pad", "unpad", "offset_slices", "window_view",
+__all__ = ["parse_padding", "output_size", "pad", "unpad", "offset_slices",
+           "clipped_offset_slices", "window_view",
            "check_window_args", "check_int", "numel"]
