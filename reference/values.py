@@ -42,9 +42,11 @@ def _make(shape, rng, regime, kinks, scale, margin):
         x = rng.permutation(grid) + rng.uniform(-0.2, 0.2, n) * (4.0 / max(n, 1))
         return (scale * x).reshape(shape)
     if regime == "ties":
-        pool = np.unique(np.concatenate([np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 2.0]),
+        # a few scaled values plus the kinks themselves (kinks are never scaled: they are
+        # points of the op, as in the 'away' regime)
+        pool = np.unique(np.concatenate([scale * np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 2.0]),
                                          np.asarray(kinks, dtype=np.float64)]))
-        return rng.choice(pool, size=shape) * scale
+        return rng.choice(pool, size=shape)
     raise ValueError(f"make(): unknown regime {regime!r}")
 
 

@@ -25,14 +25,6 @@ def opt(strategy):
     return st.one_of(st.just(OMIT), strategy)
 
 
-def _values(shape, rng, regime, kinks, scale):
-    # the ties pool is scaled as a whole (make() multiplies it by `scale`), so kinks are passed
-    # pre-divided there; scales are powers of two and kinks binary fractions, so this is exact
-    if regime == "ties":
-        kinks = [k / scale for k in kinks]
-    return make(shape, rng, regime, kinks=kinks, scale=scale)
-
-
 def unary_cases(kinks=(0.0,), scale=2.0, kw=None, **extra):
     """Cases for an elementwise op: any shape (0-d and zero-size included) plus drawn options.
 
@@ -49,7 +41,7 @@ def unary_cases(kinks=(0.0,), scale=2.0, kw=None, **extra):
             kwargs.update({k: d(v) for k, v in extra.items()})
             kwargs = {k: v for k, v in kwargs.items() if v is not OMIT}
             ks = kinks(kwargs) if callable(kinks) else kinks
-            return Case((_values(shape, rng, regime, ks, scale),), kwargs)
+            return Case((make(shape, rng, regime, kinks=ks, scale=scale),), kwargs)
         return draw()
     return cases
 
@@ -174,7 +166,7 @@ def prelu_cases(regime: str):
     def draw(d):
         shape = d(batch_shapes(max_lead=4))
         rng = np.random.default_rng(d(seeds))
-        x = _values(shape, rng, regime, (0.0,), 2.0)
+        x = make(shape, rng, regime, scale=2.0)
         per_channel = len(shape) >= 2 and d(st.booleans())
         wshape = (shape[1],) if per_channel else d(st.sampled_from([(1,), ()]))
         w = rng.uniform(-1, 1, wshape)
