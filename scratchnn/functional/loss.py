@@ -31,6 +31,7 @@ import numpy as np
 
 from .._validate import check_array, check_choice, check_float, check_int, check_same_dtype
 from ..autodiff import defop
+from .activation import SoftmaxCtx, log_softmax_backward, log_softmax_forward
 
 Array = np.ndarray
 
@@ -189,14 +190,6 @@ def _scatter(shape: tuple, idx: Array, values: Array, dtype: Any) -> Array:
     return out
 
 
-def _log_softmax(x: Array, axis: int) -> Array:
-    """log softmax(x) = (x − max) − log Σ exp(x − max), torch's order of operations."""
-    if x.size == 0:
-        return x.copy()
-    s = x - x.max(axis=axis, keepdims=True)
-    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
-
-
 # -- nll_loss -------------------------------------------------------------------------------------
 class NllLossCtx(NamedTuple):
     ct: _ClassTargets
@@ -245,7 +238,7 @@ nll_loss = defop(nll_loss_forward, nll_loss_backward)
 
 # -- cross_entropy --------------------------------------------------------------------------------
 class CrossEntropyCtx(NamedTuple):
-    logp: Array                  # (N, C, *) log-probabilities: p = exp(logp) for the backward
+    lsm: SoftmaxCtx              # log_softmax's context: logp (N, C, *), p = exp(logp)
     coef: Array                  # (N, C, *) a: the loss is ℓ_n = −Σ_c a[n, c] · logp[n, c]
     denom: Any                   # the 'mean' denominator
     reduction: str
@@ -269,7 +262,7 @@ def cross_entropy_forward(input: Array, target: Array, weight: Array | None = No
 
     Shapes:  x (C,) or (N, C, d1, ...); t () / (N, d1, ...) integer, or x's shape (float);
              ℓ x's shape without the class axis; L () unless 'none'.
-    Saves:   logp (the softmax p = exp(logp) is all the backward needs of x) and a.
+    Saves:   log_softmax's context (logp: p = exp(logp) is all the backward needs of x), a.
     Backward:
              dx[n, c] = g_n (p[n, c] · Σ_c' a[n, c'] − a[n, c])
              dt[n, c] = −g_n (1 − ε) w_c logp[n, c]            (probability targets only)
@@ -294,7 +287,7 @@ def cross_entropy_forward(input: Array, target: Array, weight: Array | None = No
         ct = _class_targets(fn, input, target, weight, ignore_index)
         x, C = ct.x, ct.x.shape[1]
     wb = None if weight is None else weight.reshape((C,) + (1,) * (x.ndim - 2))  # (C, 1, ...)
-    logp = _log_softmax(x, axis=1)                                      # (N, C, *)
+    logp, lsm = log_softmax_forward(x, dim=1)                           # (N, C, *)
     if prob:
         q = t * (1 - eps) + eps / C if eps > 0 else t
         coef = q if wb is None else q * wb
@@ -313,7 +306,7 @@ def cross_entropy_forward(input: Array, target: Array, weight: Array | None = No
     loss = loss.astype(x.dtype, copy=False)
     if input.ndim == 1:
         loss = loss[0, ...]
-    ctx = CrossEntropyCtx(logp, coef, denom, red, input.ndim == 1, prob, tscale,
+    ctx = CrossEntropyCtx(lsm, coef, denom, red, input.ndim == 1, prob, tscale,
                           None if prob else ct.keep)
     return _reduce(loss, red, denom), ctx
 
@@ -322,14 +315,15 @@ def cross_entropy_backward(ctx: CrossEntropyCtx, dout: Array) -> tuple[Array, Ar
     """dlogp = −g a;  dx = dlogp − p Σ_c dlogp;  dt = −g (1 − ε) w logp (probabilities)"""
     if ctx.unbatched and ctx.reduction == "none":
         dout = dout[None]
-    shape = ctx.logp.shape[:1] + ctx.logp.shape[2:]
+    logp = ctx.lsm.y
+    shape = logp.shape[:1] + logp.shape[2:]
     g = _expand(dout, ctx.reduction, shape, ctx.denom)[:, None]         # (N, 1, *)
     with np.errstate(invalid="ignore"):                                # 0·∞ when Σ w[t] = 0
         dlogp = -g * ctx.coef                                           # (N, C, *)
         if ctx.keep is not None:        # ignored targets get exactly 0 (even when g = dL/0)
             dlogp = np.where(ctx.keep[:, None], dlogp, 0).astype(dlogp.dtype, copy=False)
-        dx = dlogp - np.exp(ctx.logp) * dlogp.sum(axis=1, keepdims=True)  # log_softmax bwd
-    dt = -g * ctx.tscale * ctx.logp if ctx.prob_target else None
+        dx = log_softmax_backward(ctx.lsm, dlogp)                       # dlogp − p Σ dlogp
+    dt = -g * ctx.tscale * logp if ctx.prob_target else None
     if ctx.unbatched:
         dx, dt = dx[0], (None if dt is None else dt[0])
     return dx, dt
