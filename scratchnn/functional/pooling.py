@@ -1,2 +1,760 @@
-"""pooling ops (see the family issue)."""
-__all__: list[str] = []
+"""Pooling: max, min, mean (average), adaptive, power-average, and max-unpooling; 1d/2d/3d.
+
+Notation: ``x`` input ``(N, C, *S)`` or unbatched ``(C, *S)`` with ``d = len(S)`` spatial dims,
+``y`` output ``(N, C, *O)``, ``dy = ∂L/∂y``, ``dx = ∂L/∂x``. Window ``o`` along one dimension
+covers the (zero-based, unpadded) input positions ``o·s − lo + j·dil`` for ``j = 0..k−1``.
+
+Every op is ONE N-d implementation (``_extreme_pool_*``, ``_avg_pool_*``, ...) that the 1d, 2d
+and 3d functions call, built on the windowing core :mod:`scratchnn.functional._window` that
+convolution uses too: pad once, then loop over the ``k_1·…·k_d`` kernel offsets and do
+whole-array work on the offset's strided view (every batch, channel and output position at once)::
+
+    for j, sl in offset_slices(kernel, stride, dilation, out):    # window order
+        v = xp[(..., *sl)]            # (N, C, *O): what every window sees at offset j
+        m = max(m, v)                 # running max (min, sum)
+
+Conventions (torch's, CPU):
+
+* max/min ties: the gradient (and the index) goes to the **first** extreme element in window
+  order (row-major over the kernel). A NaN always wins, and the **last** NaN of a window is the
+  one reported (torch's ``val > maxval || isnan(val)``). Padding never wins: it is −∞ for max
+  (+∞ for min); a window whose real elements are all −∞ reports its first real element;
+* indices are flat into each input plane's spatial dims (``h·W + w`` in 2d, ``(t·H + h)·W + w``
+  in 3d), int64, ignoring padding;
+* ``padding`` may be at most ``kernel_size // 2`` (torch's check uses the kernel size, not the
+  dilated one); with ``ceil_mode`` a last window may run past the input (but must start inside
+  it or the left padding).
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import numbers
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from .._validate import check_array, check_bool, check_int, ntuple
+from ..autodiff import defop
+from ._window import Pads, check_window_args, offset_slices, output_size, pad, unpad
+
+Array = np.ndarray
+
+__all__ = [
+    "max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "lp_pool1d", "lp_pool2d", "lp_pool3d",
+]
+
+
+# --------------------------------------------------------------------------- geometry & checks
+class Geometry(NamedTuple):
+    """Where the windows of one pooling call lie (all tuples have one entry per spatial dim)."""
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[int, ...]       # the user's symmetric padding
+    pads: Pads                     # (lo, hi) of the padded buffer: hi grows for ceil_mode
+    size: tuple[int, ...]          # input spatial size S
+    out: tuple[int, ...]           # output spatial size O
+
+    def slices(self) -> list[tuple]:
+        """``(..., *sl)`` for every kernel offset, in window order."""
+        return [(Ellipsis,) + sl for _, sl in
+                offset_slices(self.kernel, self.stride, self.dilation, self.out)]
+
+    def disjoint(self) -> bool:
+        """True when no input element is seen by two (window, offset) pairs: then the backward
+        may *assign* each offset's slice instead of accumulating into it."""
+        for k, s, d, o in zip(self.kernel, self.stride, self.dilation, self.out):
+            pos = (np.arange(k)[:, None] * d + np.arange(o)[None, :] * s).ravel()
+            if np.unique(pos).size != pos.size:
+                return False
+        return True
+
+
+def _check_input(fn: str, x: Any, nd: int, name: str = "input") -> Array:
+    """``(C, *S)`` or ``(N, C, *S)`` float array; only the batch may be empty (as torch)."""
+    check_array(fn, name, x, ndim=(nd + 1, nd + 2))
+    if 0 in (x.shape[1:] if x.ndim == nd + 2 else x.shape):
+        raise ValueError(f"{fn}(): parameter '{name}' must have non-zero channel and spatial "
+                         f"sizes (only the batch may be empty), got shape {x.shape}")
+    return x
+
+
+def _geometry(fn: str, x: Array, nd: int, kernel_size: Any, stride: Any, padding: Any,
+              dilation: Any, ceil_mode: Any) -> Geometry:
+    """Validate the window arguments against ``x`` and place the windows."""
+    k, s, d = check_window_args(fn, nd, kernel_size, stride, dilation)
+    p = ntuple(fn, "padding", padding, nd, min=0)
+    if any(pi > ki // 2 for pi, ki in zip(p, k)):
+        raise ValueError(f"{fn}(): parameter 'padding' must be at most half the kernel size "
+                         f"(kernel_size // 2), got padding={p} for kernel_size={k}")
+    ceil_mode = check_bool(fn, "ceil_mode", ceil_mode)
+    size = x.shape[-nd:]
+    out = tuple(output_size(fn, n, ki, si, di, pi, pi, ceil_mode)
+                for n, ki, si, di, pi in zip(size, k, s, d, p))
+    # hi padding: enough for the last window, which ceil_mode lets run past the input
+    pads = tuple((pi, max(pi, (o - 1) * si + di * (ki - 1) + 1 - n - pi))
+                 for n, ki, si, di, pi, o in zip(size, k, s, d, p, out))
+    return Geometry(k, s, d, p, pads, size, out)
+
+
+def _plane_strides(size: Sequence[int]) -> list[int]:
+    """C-order strides of one spatial plane: flat = Σ_i pos_i · P_i."""
+    return [math.prod(size[i + 1:]) for i in range(len(size))]
+
+
+def _outer(vectors: Sequence[Array], op: Callable = np.add) -> Array:
+    """Combine one vector per spatial dim into an ``O``-shaped array (``op`` across dims)."""
+    return functools.reduce(op, np.ix_(*vectors))
+
+
+def _tuple_output(out: Array, idx: Array, return_indices: bool) -> Any:
+    return (out, idx) if return_indices else out
+
+
+def _values_grad(dy: Any) -> Array:
+    """The gradient of the values output (``dy`` is a pair when indices were returned)."""
+    return dy[0] if isinstance(dy, tuple) else dy
+
+
+# --------------------------------------------------------------------------- running max / min
+def _kid_dtype(n: int) -> type:
+    return np.uint8 if n <= 255 else np.uint16 if n <= 65535 else np.uint32
+
+
+def _running_extreme(view: Callable[[int], Array], n: int, largest: bool
+                     ) -> tuple[Array, Array]:
+    """``m = max_j view(j)`` (or min) elementwise over ``j = 0..n−1``, and ``kid`` = the first
+    ``j`` attaining it — or the last NaN, as torch's ``val > maxval || isnan(val)``.
+
+    ``kid`` only ever grows (offsets are visited in increasing order), so "set kid to j where
+    v wins" is ``kid = max(kid, wins·j)``: two cheap integer ops instead of a masked copy.
+    The NaN rule costs an extra pass, taken only when a NaN reached the output.
+    """
+    wins = np.greater if largest else np.less
+    keep = np.maximum if largest else np.minimum          # both propagate NaN
+    kt = _kid_dtype(n)
+    for nan_aware in (False, True):
+        m = view(0).copy()
+        kid = np.zeros(m.shape, kt)
+        if nan_aware:
+            kid[np.isnan(m)] = 0
+        better = np.empty(m.shape, bool)
+        step = np.empty(m.shape, kt)
+        for j in range(1, n):
+            v = view(j)
+            wins(v, m, out=better)
+            if nan_aware:
+                better |= np.isnan(v)
+            keep(m, v, out=m)
+            np.multiply(better, kt(j), out=step)          # j where v wins, else 0
+            np.maximum(kid, step, out=kid)
+        if nan_aware or not np.isnan(m).any():
+            return m, kid
+    raise AssertionError("unreachable")
+
+
+class ExtremePoolCtx(NamedTuple):
+    kid: Array                 # (N, C, *O): which kernel offset won each window
+    geom: Geometry
+    padded_shape: tuple[int, ...]
+    return_indices: bool
+
+
+def _extreme_pool_forward(fn: str, nd: int, largest: bool, input: Array, kernel_size: Any,
+                          stride: Any, padding: Any, dilation: Any, ceil_mode: Any,
+                          return_indices: Any) -> tuple[Any, ExtremePoolCtx]:
+    """y[o] = max_j x[o·s − lo + j·dil]  (min for min pooling); padding never wins.
+
+    Shapes:  x (N, C, *S) or (C, *S) -> y (N, C, *O) [, indices (N, C, *O) int64]
+             O = ⌊(S + 2p − dil·(k − 1) − 1) / s⌋ + 1  (⌈·⌉ with ceil_mode)
+    Saves:   kid, the winning kernel offset of every window (uint8 for up to 255 offsets):
+             the backward sends each dy to that offset's element.
+    """
+    _check_input(fn, input, nd)
+    g = _geometry(fn, input, nd, kernel_size, stride, padding, dilation, ceil_mode)
+    return_indices = check_bool(fn, "return_indices", return_indices)
+    fill = -np.inf if largest else np.inf
+    xp = pad(input, g.pads, fill)                          # (N, C, *(S + lo + hi))
+    slices = g.slices()
+    y, kid = _running_extreme(lambda j: xp[slices[j]], len(slices), largest)   # (N, C, *O)
+    if any(lo or hi for lo, hi in g.pads) and y.size:
+        lost = y == fill                                   # padding (or only ±inf) "won":
+        if lost.any():                                     # torch reports the first real
+            np.copyto(kid, _first_real_offset(g).astype(kid.dtype), where=lost)  # element
+    idx = _flat_indices(kid, g) if return_indices else None
+    return _tuple_output(y, idx, return_indices), ExtremePoolCtx(kid, g, xp.shape,
+                                                                 return_indices)
+
+
+def _first_real_offset(g: Geometry) -> Array:
+    """(*O) kernel offset of each window's first non-padding element (torch's start index)."""
+    per_dim = []
+    for k, s, d, lo, o in zip(g.kernel, g.stride, g.dilation, g.padding, g.out):
+        start = np.arange(o) * s - lo
+        per_dim.append(np.minimum(np.maximum(-(start // d), 0), k - 1))   # ⌈−start/d⌉ ≥ 0
+    kstrides = _plane_strides(g.kernel)
+    return _outer([j * ks for j, ks in zip(per_dim, kstrides)])
+
+
+def _flat_indices(kid: Array, g: Geometry) -> Array:
+    """torch's indices: flat position, within the unpadded input plane, of offset ``kid``."""
+    P = _plane_strides(g.size)
+    base = _outer([(np.arange(o) * s - lo) * p
+                   for o, s, lo, p in zip(g.out, g.stride, g.padding, P)])      # (*O)
+    table = np.array([sum(ki * di * pi for ki, di, pi in zip(k, g.dilation, P))
+                      for k in np.ndindex(*g.kernel)], dtype=np.int64)
+    return base + table[kid]                                                    # (N, C, *O)
+
+
+def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
+    """dx[o·s − lo + kid[o]·dil] += dy[o]: each window's gradient goes to its winner only.
+
+    One pass per kernel offset j: the windows won by offset j scatter into that offset's
+    strided slice of a padded buffer (assigned when windows are disjoint, else accumulated);
+    the padding is then cut off.
+    """
+    dy = _values_grad(dy)
+    dxp = np.zeros(ctx.padded_shape, dy.dtype)
+    zero = dy.dtype.type(0)
+    assign = ctx.geom.disjoint()
+    for j, sl in enumerate(ctx.geom.slices()):
+        gj = np.where(ctx.kid == j, dy, zero)                                  # (N, C, *O)
+        if assign:
+            dxp[sl] = gj
+        else:
+            dxp[sl] += gj
+    return unpad(dxp, ctx.geom.pads)                                           # (N, C, *S)
+
+
+def max_pool1d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
+                       ) -> tuple[Any, ExtremePoolCtx]:
+    """1-d max pooling; see :func:`_extreme_pool_forward`.  Torch: F.max_pool1d"""
+    return _extreme_pool_forward("max_pool1d", 1, True, input, kernel_size, stride, padding,
+                                 dilation, ceil_mode, return_indices)
+
+
+def max_pool2d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
+                       ) -> tuple[Any, ExtremePoolCtx]:
+    """2-d max pooling; see :func:`_extreme_pool_forward`.  Torch: F.max_pool2d"""
+    return _extreme_pool_forward("max_pool2d", 2, True, input, kernel_size, stride, padding,
+                                 dilation, ceil_mode, return_indices)
+
+
+def max_pool3d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
+                       ) -> tuple[Any, ExtremePoolCtx]:
+    """3-d max pooling; see :func:`_extreme_pool_forward`.  Torch: F.max_pool3d"""
+    return _extreme_pool_forward("max_pool3d", 3, True, input, kernel_size, stride, padding,
+                                 dilation, ceil_mode, return_indices)
+
+
+def min_pool1d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
+                       ) -> tuple[Any, ExtremePoolCtx]:
+    """1-d min pooling; see :func:`_extreme_pool_forward`.
+    Torch:   none; the reference is ``-F.max_pool1d(-x)`` (indices too)"""
+    return _extreme_pool_forward("min_pool1d", 1, False, input, kernel_size, stride, padding,
+                                 dilation, ceil_mode, return_indices)
+
+
+def min_pool2d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
+                       ) -> tuple[Any, ExtremePoolCtx]:
+    """2-d min pooling; see :func:`_extreme_pool_forward`.
+    Torch:   none; the reference is ``-F.max_pool2d(-x)`` (indices too)"""
+    return _extreme_pool_forward("min_pool2d", 2, False, input, kernel_size, stride, padding,
+                                 dilation, ceil_mode, return_indices)
+
+
+def min_pool3d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False
+                       ) -> tuple[Any, ExtremePoolCtx]:
+    """3-d min pooling; see :func:`_extreme_pool_forward`.
+    Torch:   none; the reference is ``-F.max_pool3d(-x)`` (indices too)"""
+    return _extreme_pool_forward("min_pool3d", 3, False, input, kernel_size, stride, padding,
+                                 dilation, ceil_mode, return_indices)
+
+
+# --------------------------------------------------------------------------- average pooling
+def _avg_divisor(g: Geometry, count_include_pad: bool, divisor_override: int | None,
+                 dtype: np.dtype) -> Array:
+    """(*O) divisors, torch's rule per dimension: a window ``[start, start + k)`` is first cut
+    at the padded end ``S + p`` (so a ceil_mode window running past it counts only up to
+    there), that length is the divisor with ``count_include_pad``; otherwise the window is cut
+    to the input ``[0, S)``. Dimensions multiply."""
+    if divisor_override is not None:
+        return np.asarray(divisor_override, dtype=dtype)
+    lengths = []
+    for k, s, p, n, o in zip(g.kernel, g.stride, g.padding, g.size, g.out):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        lengths.append(end - start if count_include_pad
+                       else np.minimum(end, n) - np.maximum(start, 0))
+    return _outer(lengths, np.multiply).astype(dtype)
+
+
+class AvgPoolCtx(NamedTuple):
+    divisor: Array             # (*O) or a scalar: what each window's sum was divided by
+    geom: Geometry
+    padded_shape: tuple[int, ...]
+
+
+def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: Any,
+                      padding: Any, ceil_mode: Any, count_include_pad: Any,
+                      divisor_override: Any) -> tuple[Array, AvgPoolCtx]:
+    """y[o] = (Σ_j x[o·s − p + j]) / D[o]   (zero padding; D: see :func:`_avg_divisor`)
+
+    Shapes:  x (N, C, *S) or (C, *S) -> y (N, C, *O)
+    Saves:   the divisors D (the backward is linear: it needs nothing else).
+    """
+    _check_input(fn, input, nd)
+    g = _geometry(fn, input, nd, kernel_size, stride, padding, 1, ceil_mode)
+    if nd == 3 and any(n < k for n, k in zip(g.size, g.kernel)):     # torch's avg_pool3d only
+        raise ValueError(f"{fn}(): parameter 'kernel_size' {g.kernel} must not exceed the "
+                         f"input's spatial size {g.size} (padding aside)")
+    count_include_pad = check_bool(fn, "count_include_pad", count_include_pad)
+    if divisor_override is not None and check_int(fn, "divisor_override", divisor_override) == 0:
+        raise ValueError(f"{fn}(): parameter 'divisor_override' must not be zero")
+    div = _avg_divisor(g, count_include_pad, divisor_override, input.dtype)
+    xp = pad(input, g.pads)                                # (N, C, *(S + lo + hi))
+    slices = g.slices()
+    y = xp[slices[0]].copy()                               # (N, C, *O): the window sums
+    for sl in slices[1:]:
+        y += xp[sl]
+    y /= div
+    return y, AvgPoolCtx(div, g, xp.shape)
+
+
+def _avg_pool_backward(ctx: AvgPoolCtx, dy: Array) -> Array:
+    """dx[o·s − p + j] += dy[o] / D[o]   for every offset j of every window o."""
+    g = dy / ctx.divisor                                   # (N, C, *O)
+    dxp = np.zeros(ctx.padded_shape, dy.dtype)
+    assign = ctx.geom.disjoint()
+    for sl in ctx.geom.slices():
+        if assign:
+            dxp[sl] = g
+        else:
+            dxp[sl] += g
+    return unpad(dxp, ctx.geom.pads)                       # (N, C, *S)
+
+
+def avg_pool1d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       ceil_mode: bool = False, count_include_pad: bool = True
+                       ) -> tuple[Array, AvgPoolCtx]:
+    """1-d average pooling (torch has no divisor_override here); see
+    :func:`_avg_pool_forward`.  Torch: F.avg_pool1d"""
+    return _avg_pool_forward("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode,
+                             count_include_pad, None)
+
+
+def avg_pool2d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       ceil_mode: bool = False, count_include_pad: bool = True,
+                       divisor_override: int | None = None) -> tuple[Array, AvgPoolCtx]:
+    """2-d average pooling; see :func:`_avg_pool_forward`.  Torch: F.avg_pool2d"""
+    return _avg_pool_forward("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
+                             count_include_pad, divisor_override)
+
+
+def avg_pool3d_forward(input: Array, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       ceil_mode: bool = False, count_include_pad: bool = True,
+                       divisor_override: int | None = None) -> tuple[Array, AvgPoolCtx]:
+    """3-d average pooling; see :func:`_avg_pool_forward`.  Torch: F.avg_pool3d"""
+    return _avg_pool_forward("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode,
+                             count_include_pad, divisor_override)
+
+
+# --------------------------------------------------------------------------- adaptive pooling
+def _adaptive_output_size(fn: str, output_size: Any, size: tuple[int, ...]) -> tuple[int, ...]:
+    """An int, or one entry per spatial dim where ``None`` keeps the input's size; every entry
+    >= 1 (torch's forward allows 0 and returns an empty tensor its backward then rejects)."""
+    nd = len(size)
+    if isinstance(output_size, (list, tuple)):
+        if len(output_size) != nd:
+            raise ValueError(f"{fn}(): parameter 'output_size' must be an int or a sequence of "
+                             f"{nd} ints or None, got {output_size!r}")
+        return tuple(n if o is None else check_int(fn, "output_size", o, min=1)
+                     for o, n in zip(output_size, size))
+    return (check_int(fn, "output_size", output_size, min=1),) * nd
+
+
+def _adaptive_bounds(n: int, o: int) -> tuple[Array, Array]:
+    """torch's windows: start = ⌊i·n/o⌋, end = ⌈(i+1)·n/o⌉; returns (start, length)."""
+    i = np.arange(o)
+    start = (i * n) // o
+    end = -((-(i + 1) * n) // o)
+    return start, end - start
+
+
+def _along(x: Array, axis: int, A: Array) -> Array:
+    """Contract ``x``'s ``axis`` (length n) with ``A`` (o × n): that axis becomes length o."""
+    return np.moveaxis(np.moveaxis(x, axis, -1) @ A.T, -1, axis)
+
+
+class AdaptiveAvgCtx(NamedTuple):
+    mats: list                 # per spatial dim the (O_i × S_i) averaging matrix
+
+
+def _adaptive_avg_pool_forward(fn: str, nd: int, input: Array, output_size: Any
+                               ) -> tuple[Array, AdaptiveAvgCtx]:
+    """y[o] = mean of x over the box Π_i [start_i(o_i), end_i(o_i)) (torch's adaptive windows)
+
+    A box mean is separable: y = x ×_1 A_1 ×_2 … ×_d A_d, with A_i (O_i × S_i) holding
+    1/len in row o over that window; one matrix product per spatial dim.
+
+    Shapes:  x (N, C, *S) or (C, *S) -> y (N, C, *O)
+    Saves:   the matrices A_i.
+    """
+    _check_input(fn, input, nd)
+    size = input.shape[-nd:]
+    out = _adaptive_output_size(fn, output_size, size)
+    mats = []
+    for n, o in zip(size, out):
+        start, length = _adaptive_bounds(n, o)
+        cols = np.arange(n)
+        inside = (cols >= start[:, None]) & (cols < (start + length)[:, None])
+        mats.append((inside / length[:, None]).astype(input.dtype))
+    y = input
+    for i, A in enumerate(mats):
+        y = _along(y, i - nd, A)                           # axis i: S_i -> O_i
+    return np.ascontiguousarray(y), AdaptiveAvgCtx(mats)
+
+
+def _adaptive_avg_pool_backward(ctx: AdaptiveAvgCtx, dy: Array) -> Array:
+    """dx = dy ×_1 A_1ᵀ ×_2 … ×_d A_dᵀ"""
+    nd = len(ctx.mats)
+    dx = dy
+    for i, A in enumerate(ctx.mats):
+        dx = _along(dx, i - nd, A.T)                       # axis i: O_i -> S_i
+    return np.ascontiguousarray(dx)
+
+
+class AdaptiveMaxCtx(NamedTuple):
+    indices: Array             # (N, C, *O) flat index of each window's winner
+    shape: tuple[int, ...]     # x's shape
+    nd: int
+    return_indices: bool
+
+
+def _adaptive_max_pool_forward(fn: str, nd: int, input: Array, output_size: Any,
+                               return_indices: Any) -> tuple[Any, AdaptiveMaxCtx]:
+    """y[o] = max of x over the box Π_i [start_i(o_i), end_i(o_i)); ties and NaN as max_pool.
+
+    Windows differ in length, so offset j of window o reads position start(o) + min(j, len(o)−1)
+    (a gather per offset): a window shorter than the longest one re-reads its last element,
+    which can neither win a strict comparison nor change which NaN is last.
+
+    Shapes:  x (N, C, *S) or (C, *S) -> y (N, C, *O) [, indices (N, C, *O) int64]
+    Saves:   the flat indices of the winners.
+    """
+    _check_input(fn, input, nd)
+    return_indices = check_bool(fn, "return_indices", return_indices)
+    size = input.shape[-nd:]
+    out = _adaptive_output_size(fn, output_size, size)
+    bounds = [_adaptive_bounds(n, o) for n, o in zip(size, out)]
+    kmax = tuple(int(length.max()) for _, length in bounds)
+    offsets = list(np.ndindex(*kmax))
+
+    def positions(j: tuple[int, ...]) -> list[Array]:
+        return [start + np.minimum(ji, length - 1) for ji, (start, length) in zip(j, bounds)]
+
+    y, kid = _running_extreme(lambda j: input[(Ellipsis,) + np.ix_(*positions(offsets[j]))],
+                              len(offsets), largest=True)                      # (N, C, *O)
+    P = _plane_strides(size)
+    idx = np.zeros(kid.shape, np.int64)
+    for i, (ks, km) in enumerate(zip(_plane_strides(kmax), kmax)):
+        start, length = bounds[i]
+        ji = (kid // ks) % km                                # offset along dim i
+        shape = [1] * nd
+        shape[i] = -1
+        idx += (start.reshape(shape) + np.minimum(ji, length.reshape(shape) - 1)) * P[i]
+    return _tuple_output(y, idx, return_indices), AdaptiveMaxCtx(idx, input.shape, nd,
+                                                                 return_indices)
+
+
+def _scatter_add(indices: Array, dy: Array, shape: tuple[int, ...], nd: int) -> Array:
+    """dx of ``shape`` with dx.plane[indices] += dy in every (batch, channel) plane; duplicate
+    indices accumulate (one vectorised ``bincount``, no ``np.add.at``)."""
+    plane, rows = math.prod(shape[-nd:]), math.prod(shape[:-nd])
+    flat = (indices.reshape(rows, math.prod(indices.shape[-nd:]))
+            + (np.arange(rows) * plane)[:, None]).ravel()
+    dx = np.bincount(flat, weights=dy.ravel(), minlength=rows * plane)
+    return dx.astype(dy.dtype, copy=False).reshape(shape)
+
+
+def _adaptive_max_pool_backward(ctx: AdaptiveMaxCtx, dy: Any) -> Array:
+    """dx[indices[o]] += dy[o]   (windows may overlap: repeated winners accumulate)"""
+    return _scatter_add(ctx.indices, _values_grad(dy), ctx.shape, ctx.nd)
+
+
+def adaptive_avg_pool1d_forward(input: Array, output_size: Any
+                                ) -> tuple[Array, AdaptiveAvgCtx]:
+    """1-d adaptive average pooling; see :func:`_adaptive_avg_pool_forward`.
+    Torch: F.adaptive_avg_pool1d"""
+    return _adaptive_avg_pool_forward("adaptive_avg_pool1d", 1, input, output_size)
+
+
+def adaptive_avg_pool2d_forward(input: Array, output_size: Any
+                                ) -> tuple[Array, AdaptiveAvgCtx]:
+    """2-d adaptive average pooling; see :func:`_adaptive_avg_pool_forward`.
+    Torch: F.adaptive_avg_pool2d"""
+    return _adaptive_avg_pool_forward("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def adaptive_avg_pool3d_forward(input: Array, output_size: Any
+                                ) -> tuple[Array, AdaptiveAvgCtx]:
+    """3-d adaptive average pooling; see :func:`_adaptive_avg_pool_forward`.
+    Torch: F.adaptive_avg_pool3d"""
+    return _adaptive_avg_pool_forward("adaptive_avg_pool3d", 3, input, output_size)
+
+
+def adaptive_max_pool1d_forward(input: Array, output_size: Any, return_indices: bool = False
+                                ) -> tuple[Any, AdaptiveMaxCtx]:
+    """1-d adaptive max pooling; see :func:`_adaptive_max_pool_forward`.
+    Torch: F.adaptive_max_pool1d"""
+    return _adaptive_max_pool_forward("adaptive_max_pool1d", 1, input, output_size,
+                                      return_indices)
+
+
+def adaptive_max_pool2d_forward(input: Array, output_size: Any, return_indices: bool = False
+                                ) -> tuple[Any, AdaptiveMaxCtx]:
+    """2-d adaptive max pooling; see :func:`_adaptive_max_pool_forward`.
+    Torch: F.adaptive_max_pool2d"""
+    return _adaptive_max_pool_forward("adaptive_max_pool2d", 2, input, output_size,
+                                      return_indices)
+
+
+def adaptive_max_pool3d_forward(input: Array, output_size: Any, return_indices: bool = False
+                                ) -> tuple[Any, AdaptiveMaxCtx]:
+    """3-d adaptive max pooling; see :func:`_adaptive_max_pool_forward`.
+    Torch: F.adaptive_max_pool3d"""
+    return _adaptive_max_pool_forward("adaptive_max_pool3d", 3, input, output_size,
+                                      return_indices)
+
+
+# --------------------------------------------------------------------------- max unpooling
+def _unpool_output_size(fn: str, x: Array, nd: int, k: tuple, s: tuple, p: tuple,
+                        output_size: Any) -> tuple[int, ...]:
+    """torch's rule: default (S − 1)·s − 2p + k; a given size (d entries, or d + 2 with N, C
+    first) must lie strictly within default ± stride."""
+    default = tuple((n - 1) * si - 2 * pi + ki
+                    for n, ki, si, pi in zip(x.shape[-nd:], k, s, p))
+    if output_size is None:
+        out = default
+    else:
+        if not isinstance(output_size, (list, tuple)) or len(output_size) not in (nd, nd + 2):
+            raise ValueError(f"{fn}(): parameter 'output_size' must be a sequence of {nd} or "
+                             f"{nd + 2} ints, got {output_size!r}")
+        out = tuple(check_int(fn, "output_size", o) for o in output_size[-nd:])
+        for i, (o, dflt, si) in enumerate(zip(out, default, s)):
+            if not dflt - si < o < dflt + si:
+                raise ValueError(f"{fn}(): parameter 'output_size' {out} is invalid: dim {i} "
+                                 f"must be strictly between {dflt - si} and {dflt + si}")
+    if any(o < 0 for o in out):
+        raise ValueError(f"{fn}(): parameter 'output_size' (from kernel_size, stride and "
+                         f"padding) must be non-negative, got {out}")
+    return out
+
+
+class MaxUnpoolCtx(NamedTuple):
+    indices: Array             # (N, C, *S) where each input element was written
+    nd: int
+
+
+def _max_unpool_forward(fn: str, nd: int, input: Array, indices: Any, kernel_size: Any,
+                        stride: Any, padding: Any, output_size: Any
+                        ) -> tuple[Array, MaxUnpoolCtx]:
+    """y.plane[indices[i]] = x[i], zeros elsewhere: max pooling's partial inverse.
+
+    Shapes:  x, indices (N, C, *S) or (C, *S) -> y (N, C, *O), O from output_size (default
+             (S − 1)·s − 2p + k). A repeated index keeps the last value written, as torch.
+    Saves:   indices.
+    """
+    _check_input(fn, input, nd)
+    if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
+        raise TypeError(f"{fn}(): parameter 'indices' must be an integer numpy.ndarray, got "
+                        f"{getattr(indices, 'dtype', type(indices).__name__)}")
+    if indices.shape != input.shape:
+        raise ValueError(f"{fn}(): parameter 'indices' must have the input's shape "
+                         f"{input.shape}, got {indices.shape}")
+    k, s, _ = check_window_args(fn, nd, kernel_size, stride, 1)
+    p = ntuple(fn, "padding", padding, nd, min=0)
+    out = _unpool_output_size(fn, input, nd, k, s, p, output_size)
+    plane, rows = math.prod(out), math.prod(input.shape[:-nd])
+    if indices.size and (indices.min() < 0 or indices.max() >= plane):
+        raise ValueError(f"{fn}(): parameter 'indices' must lie in [0, {plane}) for output "
+                         f"size {out}, got values in [{indices.min()}, {indices.max()}]")
+    flat_idx = indices.reshape(rows, -1) if rows else indices.reshape(0, 0)
+    y = np.zeros((rows, plane), input.dtype)                         # (N·C, Π O)
+    np.put_along_axis(y, flat_idx, input.reshape(flat_idx.shape), axis=1)
+    return y.reshape(input.shape[:-nd] + out), MaxUnpoolCtx(indices, nd)
+
+
+def _max_unpool_backward(ctx: MaxUnpoolCtx, dy: Array) -> tuple[Array, None]:
+    """dx[i] = dy.plane[indices[i]]   (a gather; indices get no gradient)"""
+    nd, idx = ctx.nd, ctx.indices
+    rows = math.prod(idx.shape[:-nd])
+    if rows == 0:
+        return np.zeros(idx.shape, dy.dtype), None
+    dx = np.take_along_axis(dy.reshape(rows, -1), idx.reshape(rows, -1), axis=1)
+    return dx.reshape(idx.shape), None
+
+
+def max_unpool1d_forward(input: Array, indices: Array, kernel_size: Any, stride: Any = None,
+                         padding: Any = 0, output_size: Any = None
+                         ) -> tuple[Array, MaxUnpoolCtx]:
+    """1-d max unpooling; see :func:`_max_unpool_forward`.  Torch: F.max_unpool1d"""
+    return _max_unpool_forward("max_unpool1d", 1, input, indices, kernel_size, stride,
+                               padding, output_size)
+
+
+def max_unpool2d_forward(input: Array, indices: Array, kernel_size: Any, stride: Any = None,
+                         padding: Any = 0, output_size: Any = None
+                         ) -> tuple[Array, MaxUnpoolCtx]:
+    """2-d max unpooling; see :func:`_max_unpool_forward`.  Torch: F.max_unpool2d"""
+    return _max_unpool_forward("max_unpool2d", 2, input, indices, kernel_size, stride,
+                               padding, output_size)
+
+
+def max_unpool3d_forward(input: Array, indices: Array, kernel_size: Any, stride: Any = None,
+                         padding: Any = 0, output_size: Any = None
+                         ) -> tuple[Array, MaxUnpoolCtx]:
+    """3-d max unpooling; see :func:`_max_unpool_forward`.  Torch: F.max_unpool3d"""
+    return _max_unpool_forward("max_unpool3d", 3, input, indices, kernel_size, stride,
+                               padding, output_size)
+
+
+# --------------------------------------------------------------------------- power-average
+class LPPoolCtx(NamedTuple):
+    x: Array                   # the input: d(x^p)/dx = p·x^(p−1)  (p = ±inf: sign(x))
+    p: float
+    z: Array | None            # (N, C, *O) window means of x^p (None for p = ±inf)
+    K: int                     # kernel volume Π k
+    inner: Any                 # the avg-pool context (for p = ±inf: the max/min-pool one)
+
+
+def _check_norm_type(fn: str, norm_type: Any) -> float:
+    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real):
+        raise TypeError(f"{fn}(): parameter 'norm_type' must be a real number, got "
+                        f"{norm_type!r}")
+    p = float(norm_type)                       # a Python float: float32 stays float32
+    if p == 0 or math.isnan(p):
+        raise ValueError(f"{fn}(): parameter 'norm_type' must be non-zero and not NaN, "
+                         f"got {norm_type!r}")
+    return p
+
+
+def _lp_pool_forward(fn: str, nd: int, input: Array, norm_type: Any, kernel_size: Any,
+                     stride: Any, ceil_mode: Any) -> tuple[Array, LPPoolCtx]:
+    """y[o] = (K · z[o])^{1/p},  z = avg_pool(x^p) (no padding),  K = Π k
+
+    torch writes it (sign(z)·relu(|z|)·K)^{1/p}: the same value, but its gradient is 0 where
+    z = 0. Note that z divides by avg_pool's divisor, so a ceil_mode window cut short by the
+    input's edge is scaled by K/count, as torch does. Negative z with a fractional 1/p gives
+    NaN (as torch). p = +inf is max pooling of |x|; p = −inf is min pooling of |x|.
+
+    Shapes:  x (N, C, *S) or (C, *S) -> y (N, C, *O)
+    Saves:   x, z and the avg-pool context.
+    """
+    _check_input(fn, input, nd)
+    p = _check_norm_type(fn, norm_type)
+    K = math.prod(ntuple(fn, "kernel_size", kernel_size, nd, min=1))
+    if math.isinf(p):
+        y, inner = _extreme_pool_forward(fn, nd, p > 0, np.abs(input), kernel_size, stride, 0,
+                                         1, ceil_mode, False)
+        return y, LPPoolCtx(input, p, None, K, inner)
+    with np.errstate(all="ignore"):
+        z, inner = _avg_pool_forward(fn, nd, input ** p, kernel_size, stride, 0, ceil_mode,
+                                     True, None)
+        y = (z * K) ** (1.0 / p)
+    return y, LPPoolCtx(input, p, z, K, inner)
+
+
+def _lp_pool_backward(ctx: LPPoolCtx, dy: Array) -> Array:
+    """With b = K·z (torch's chain, kinks included):
+
+        dz      = dy · (1/p)·b^{1/p − 1} · K,   0 where z = 0   (relu'(0) = 0)
+        d(x^p)  = avg_pool backward of dz
+        dx      = d(x^p) · p·x^{p − 1}
+
+    p = ±inf: dx = (max/min-pool backward of dy) · sign(x).
+    """
+    if ctx.z is None:
+        return _extreme_pool_backward(ctx.inner, dy) * np.sign(ctx.x)
+    p, z = ctx.p, ctx.z
+    with np.errstate(all="ignore"):
+        da = dy * ((1.0 / p) * (z * ctx.K) ** (1.0 / p - 1.0)) * ctx.K
+        s = np.sign(z)
+        dz = np.where(np.abs(z) <= 0, 0, da * s) * s          # sign(z)·relu(|z|)'s chain
+        return _avg_pool_backward(ctx.inner, dz) * (p * ctx.x ** (p - 1.0))
+
+
+def lp_pool1d_forward(input: Array, norm_type: float, kernel_size: Any, stride: Any = None,
+                      ceil_mode: bool = False) -> tuple[Array, LPPoolCtx]:
+    """1-d power-average pooling; see :func:`_lp_pool_forward`.  Torch: F.lp_pool1d"""
+    return _lp_pool_forward("lp_pool1d", 1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d_forward(input: Array, norm_type: float, kernel_size: Any, stride: Any = None,
+                      ceil_mode: bool = False) -> tuple[Array, LPPoolCtx]:
+    """2-d power-average pooling; see :func:`_lp_pool_forward`.  Torch: F.lp_pool2d"""
+    return _lp_pool_forward("lp_pool2d", 2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d_forward(input: Array, norm_type: float, kernel_size: Any, stride: Any = None,
+                      ceil_mode: bool = False) -> tuple[Array, LPPoolCtx]:
+    """3-d power-average pooling; see :func:`_lp_pool_forward`.  Torch: F.lp_pool3d"""
+    return _lp_pool_forward("lp_pool3d", 3, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+# --------------------------------------------------------------------------- the published ops
+def _with_formula(forward: Callable, impl: Callable) -> Callable:
+    """Give a thin 1d/2d/3d wrapper the N-d implementation's formula docstring (for help())."""
+    head, _, torch_line = inspect.cleandoc(forward.__doc__ or "").partition("Torch:")
+    forward.__doc__ = (head.split(";")[0].strip() + ".\n\n" + inspect.cleandoc(impl.__doc__ or "")
+                       + (f"\nTorch:   {torch_line.strip()}" if torch_line else ""))
+    return forward
+
+
+for _f in (max_pool1d_forward, max_pool2d_forward, max_pool3d_forward, min_pool1d_forward,
+           min_pool2d_forward, min_pool3d_forward):
+    _with_formula(_f, _extreme_pool_forward)
+for _f in (avg_pool1d_forward, avg_pool2d_forward, avg_pool3d_forward):
+    _with_formula(_f, _avg_pool_forward)
+for _f in (adaptive_avg_pool1d_forward, adaptive_avg_pool2d_forward, adaptive_avg_pool3d_forward):
+    _with_formula(_f, _adaptive_avg_pool_forward)
+for _f in (adaptive_max_pool1d_forward, adaptive_max_pool2d_forward, adaptive_max_pool3d_forward):
+    _with_formula(_f, _adaptive_max_pool_forward)
+for _f in (max_unpool1d_forward, max_unpool2d_forward, max_unpool3d_forward):
+    _with_formula(_f, _max_unpool_forward)
+for _f in (lp_pool1d_forward, lp_pool2d_forward, lp_pool3d_forward):
+    _with_formula(_f, _lp_pool_forward)
+
+max_pool1d = defop(max_pool1d_forward, _extreme_pool_backward)
+max_pool2d = defop(max_pool2d_forward, _extreme_pool_backward)
+max_pool3d = defop(max_pool3d_forward, _extreme_pool_backward)
+min_pool1d = defop(min_pool1d_forward, _extreme_pool_backward)
+min_pool2d = defop(min_pool2d_forward, _extreme_pool_backward)
+min_pool3d = defop(min_pool3d_forward, _extreme_pool_backward)
+avg_pool1d = defop(avg_pool1d_forward, _avg_pool_backward)
+avg_pool2d = defop(avg_pool2d_forward, _avg_pool_backward)
+avg_pool3d = defop(avg_pool3d_forward, _avg_pool_backward)
+adaptive_avg_pool1d = defop(adaptive_avg_pool1d_forward, _adaptive_avg_pool_backward)
+adaptive_avg_pool2d = defop(adaptive_avg_pool2d_forward, _adaptive_avg_pool_backward)
+adaptive_avg_pool3d = defop(adaptive_avg_pool3d_forward, _adaptive_avg_pool_backward)
+adaptive_max_pool1d = defop(adaptive_max_pool1d_forward, _adaptive_max_pool_backward)
+adaptive_max_pool2d = defop(adaptive_max_pool2d_forward, _adaptive_max_pool_backward)
+adaptive_max_pool3d = defop(adaptive_max_pool3d_forward, _adaptive_max_pool_backward)
+max_unpool1d = defop(max_unpool1d_forward, _max_unpool_backward)
+max_unpool2d = defop(max_unpool2d_forward, _max_unpool_backward)
+max_unpool3d = defop(max_unpool3d_forward, _max_unpool_backward)
+lp_pool1d = defop(lp_pool1d_forward, _lp_pool_backward)
+lp_pool2d = defop(lp_pool2d_forward, _lp_pool_backward)
+lp_pool3d = defop(lp_pool3d_forward, _lp_pool_backward)

@@ -1,0 +1,275 @@
+"""Pooling beyond the registry sweep: tie/NaN/−inf conventions, min = −max(−x), windows that see
+only padding, the lp kink, modules against torch.nn modules, and error messages.
+
+(The registry in ``reference/specs/pooling.py`` already compares every op with torch over the
+whole argument space, float32/float64, ties included, plus gradcheck and memory layouts.)
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as tnn
+import torch.nn.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scratchnn as snn
+import scratchnn.functional as F
+import scratchnn.nn as nn
+from reference.values import make, seeds
+from tests.conftest import examples
+
+
+def _ours(op, x, *args, dy=None, **kwargs):
+    """(outputs as a tuple, dx) for upstream dy (random if None)."""
+    out, pullback = snn.vjp(op, x, *args, **kwargs)
+    outs = out if isinstance(out, tuple) else (out,)
+    if dy is None:
+        dy = np.random.default_rng(0).standard_normal(outs[0].shape).astype(x.dtype)
+    dx = pullback((dy, None) if isinstance(out, tuple) else dy)[0]
+    return outs, dx, dy
+
+
+def _torch(op, x, *args, dy, **kwargs):
+    xt = torch.tensor(x, requires_grad=True)
+    out = op(xt, *args, **kwargs)
+    outs = out if isinstance(out, tuple) else (out,)
+    outs[0].backward(torch.tensor(dy))
+    return [o.detach().numpy() for o in outs], xt.grad.numpy()
+
+
+def assert_same_as_torch(ours, theirs, x, *args, **kwargs):
+    outs, dx, dy = _ours(ours, x, *args, **kwargs)
+    touts, tdx = _torch(theirs, x, *args, dy=dy, **kwargs)
+    for o, t in zip(outs, touts):
+        np.testing.assert_array_equal(o, t)      # max/min pooling picks, it does not compute
+    np.testing.assert_allclose(dx, tdx, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=1, padding=1),
+                                    dict(kernel_size=2, stride=2, ceil_mode=True),
+                                    dict(kernel_size=2, stride=1, dilation=2, padding=1)])
+def test_constant_input_sends_every_gradient_to_the_first_real_element(nd, kwargs):
+    """All-equal windows: index and gradient go to the first non-padding element, as torch."""
+    x = np.ones((1, 2) + (5,) * nd)
+    op, top = getattr(F, f"max_pool{nd}d"), getattr(TF, f"max_pool{nd}d")
+    (y, idx), dx, _ = _ours(op, x, return_indices=True, **kwargs)
+    assert_same_as_torch(op, top, x, return_indices=True, **kwargs)
+    # independently: window o starts at o·s − p; its first real element along each dim
+    k, s, p, d = kwargs["kernel_size"], kwargs["stride"], kwargs.get("padding", 0), \
+        kwargs.get("dilation", 1)
+    first = [o * s - p + -(-max(0, p - o * s) // d) * d for o in range(y.shape[-1])]
+    assert list(idx.reshape(-1, y.shape[-1])[0] % 5) == first
+
+
+@settings(max_examples=examples(0.5))
+@given(nd=st.integers(1, 3), seed=seeds, k=st.integers(1, 3), s=st.integers(1, 2),
+       ceil=st.booleans(), regime=st.sampled_from(["ties", "normal"]))
+def test_min_pool_is_minus_max_pool_of_minus_x(nd, seed, k, s, ceil, regime):
+    x = make((2, 2) + (5,) * nd, np.random.default_rng(seed), regime)
+    kw = dict(kernel_size=k, stride=s, padding=k // 2, ceil_mode=ceil, return_indices=True)
+    (mn, i_mn), dx_mn, dy = _ours(getattr(F, f"min_pool{nd}d"), x, **kw)
+    (mx, i_mx), dx_mx, _ = _ours(getattr(F, f"max_pool{nd}d"), -x, dy=-dy, **kw)
+    np.testing.assert_array_equal(mn, -mx)
+    np.testing.assert_array_equal(i_mn, i_mx)
+    np.testing.assert_array_equal(dx_mn, -dx_mx)     # the max side saw upstream −dy
+    assert np.all(np.isfinite(mn))                   # padding (+inf for min) never wins
+
+
+NAN, INF = np.nan, np.inf
+SPECIAL = [
+    (np.array([[[1.0, NAN, 3.0, NAN, 0.0]]]), dict(kernel_size=5)),               # last NaN
+    (np.array([[[1.0, NAN, 3.0, NAN, 0.0]]]), dict(kernel_size=2, stride=1, padding=1)),
+    (np.array([[[-INF, -INF, 1.0]]]), dict(kernel_size=3, stride=2, padding=1)),  # real −inf
+    (np.array([[[-INF, -INF, -INF, 2.0]]]), dict(kernel_size=2, stride=2, ceil_mode=True)),
+    (np.array([[[[1.0, NAN, 3.0], [NAN, 0.0, INF]]]]), dict(kernel_size=(2, 3))),
+    (np.array([[[[INF, 1.0], [INF, INF]]]]), dict(kernel_size=2, padding=1, stride=1)),
+]
+
+
+@pytest.mark.parametrize("x, kwargs", SPECIAL)
+def test_nan_and_infinities_follow_torch(x, kwargs):
+    nd = x.ndim - 2
+    assert_same_as_torch(getattr(F, f"max_pool{nd}d"), getattr(TF, f"max_pool{nd}d"), x,
+                         return_indices=True, **kwargs)
+    min_ref = lambda t, **kw: tuple(s * o for s, o in                       # noqa: E731
+                                    zip((-1, 1), getattr(TF, f"max_pool{nd}d")(-t, **kw)))
+    assert_same_as_torch(getattr(F, f"min_pool{nd}d"), min_ref, x, return_indices=True,
+                         **kwargs)
+
+
+def test_adaptive_max_nan_follows_torch():
+    x = np.array([[[[1.0, NAN, 3.0], [NAN, 0.0, 1.0]]]])
+    assert_same_as_torch(F.adaptive_max_pool2d, TF.adaptive_max_pool2d, x, 1,
+                         return_indices=True)
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_window_of_padding_only_is_minus_inf_with_torchs_index_and_no_gradient(nd):
+    """k=2, dilation 2, padding 1 on a size-1 input: the only window sees two pad cells.
+    torch returns −inf and an index past the plane (its backward then reads out of bounds, so
+    only the forward is compared); we send that window's gradient nowhere."""
+    x = np.full((1, 1) + (1,) * nd, 3.0)
+    kw = dict(kernel_size=2, stride=1, padding=1, dilation=2, return_indices=True)
+    (y, idx), dx, _ = _ours(getattr(F, f"max_pool{nd}d"), x, **kw)
+    ty, tidx = getattr(TF, f"max_pool{nd}d")(torch.tensor(x), **kw)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    assert np.all(y == -np.inf) and np.all(dx == 0)
+
+
+@pytest.mark.parametrize("p", [1, 2, 1.5])
+def test_lp_pool_gradient_is_zero_where_the_window_power_sum_is_zero(p):
+    """torch's sign(z)·relu(|z|) makes the gradient 0 at z = 0 (not inf/NaN)."""
+    x = np.array([[[1.0, -1.0, 0.0, 0.0, 2.0, 0.5]]])
+    if p != 1:
+        x[0, 0, :2] = 0.0
+    outs, dx, dy = _ours(F.lp_pool1d, x, p, 2)
+    touts, tdx = _torch(TF.lp_pool1d, x, p, 2, dy=dy)
+    np.testing.assert_allclose(outs[0], touts[0], rtol=1e-12)
+    np.testing.assert_allclose(dx, tdx, rtol=1e-12)
+    assert np.all(dx[0, 0, :4] == 0) and np.all(np.isfinite(dx))
+
+
+def test_avg_pool_divisor_for_ceil_windows_past_the_padded_input():
+    """A ceil_mode window running past input + padding counts only up to the padded end
+    (count_include_pad) or only real cells (otherwise); divisor_override replaces both."""
+    x = np.ones((1, 1, 5))
+    y = F.avg_pool1d(x, 3, 2, 1, ceil_mode=True)
+    np.testing.assert_allclose(y, [[[2 / 3, 1.0, 2 / 3]]])      # last window: [4, 5, 6) → 2
+    np.testing.assert_allclose(F.avg_pool1d(x, 3, 2, 1, True, False), [[[1.0, 1.0, 1.0]]])
+    y2 = F.avg_pool2d(np.ones((1, 1, 5, 5)), 3, 2, 1, ceil_mode=True, divisor_override=2)
+    assert y2[0, 0, 0, 0] == 2.0 and y2[0, 0, 1, 1] == 4.5
+    for kw in (dict(count_include_pad=True), dict(count_include_pad=False)):
+        assert_same_as_torch(F.avg_pool1d, TF.avg_pool1d, np.arange(5.0)[None, None], 3, 2, 1,
+                             True, **kw)
+
+
+# ------------------------------------------------------------------------------- modules
+MODULES = [
+    ("MaxPool1d", (3, 2, 1), {"ceil_mode": True}, 1),
+    ("MaxPool2d", (3,), {"stride": 2, "padding": 1, "return_indices": True}, 2),
+    ("MaxPool3d", (2,), {"dilation": 2, "padding": 1}, 3),
+    ("AvgPool1d", (3, 2, 1), {"count_include_pad": False}, 1),
+    ("AvgPool2d", (3, 2, 1), {"ceil_mode": True, "divisor_override": 3}, 2),
+    ("AvgPool3d", (2,), {}, 3),
+    ("AdaptiveAvgPool1d", (3,), {}, 1),
+    ("AdaptiveAvgPool2d", ((4, None),), {}, 2),
+    ("AdaptiveAvgPool3d", (2,), {}, 3),
+    ("AdaptiveMaxPool1d", (4,), {"return_indices": True}, 1),
+    ("AdaptiveMaxPool2d", ((3, 5),), {}, 2),
+    ("AdaptiveMaxPool3d", ((2, 3, 1),), {"return_indices": True}, 3),
+    ("LPPool1d", (2, 3), {"stride": 2}, 1),
+    ("LPPool2d", (1.5, 2), {"ceil_mode": True}, 2),
+    ("LPPool3d", (2, 2), {}, 3),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, nd", MODULES, ids=[m[0] for m in MODULES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_module_matches_torch_module(name, args, kwargs, nd, dtype):
+    rng = np.random.default_rng(1)
+    x = (np.abs(rng.standard_normal((2, 3) + (6,) * nd)) + 0.1).astype(dtype)
+    ours, theirs = getattr(nn, name)(*args, **kwargs), getattr(tnn, name)(*args, **kwargs)
+    for mode in ("train", "eval"):                  # pooling ignores the mode
+        getattr(ours, mode)()
+        getattr(theirs, mode)()
+        y = ours(x)
+        outs = y if isinstance(y, tuple) else (y,)
+        dy = rng.standard_normal(outs[0].shape).astype(dtype)
+        dx = ours.backward(dy)                       # the values' gradient only
+        xt = torch.tensor(x, requires_grad=True)
+        t = theirs(xt)
+        touts = t if isinstance(t, tuple) else (t,)
+        touts[0].backward(torch.tensor(dy))
+        assert outs[0].dtype == dtype and dx.dtype == dtype
+        for o, to in zip(outs, touts):
+            np.testing.assert_allclose(o, to.detach().numpy(), rtol=2e-6, atol=1e-6)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=2e-6, atol=1e-6)
+    assert name.split("Pool")[0] in repr(ours)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_min_pool_module_and_unpool_module(nd):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3) + (6,) * nd)
+    mn = getattr(nn, f"MinPool{nd}d")(2, return_indices=True)
+    mx = getattr(tnn, f"MaxPool{nd}d")(2, return_indices=True)
+    y, idx = mn(x)
+    ty, tidx = mx(torch.tensor(-x))
+    np.testing.assert_array_equal(y, -ty.numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    un, tun = getattr(nn, f"MaxUnpool{nd}d")(2), getattr(tnn, f"MaxUnpool{nd}d")(2)
+    z = un(y, idx, output_size=x.shape)
+    yt = torch.tensor(y, requires_grad=True)
+    tz = tun(yt, tidx, output_size=x.shape)
+    np.testing.assert_array_equal(z, tz.detach().numpy())
+    dz = rng.standard_normal(z.shape)
+    dy, didx = un.backward(dz)                  # two array inputs: (dx, None)
+    tz.backward(torch.tensor(dz))
+    assert didx is None
+    np.testing.assert_array_equal(dy, yt.grad.numpy())
+    # min pooling's gradient lands on the minima: a (dy, None) pair works as well
+    dx = mn.backward((np.ones_like(y), None))
+    assert dx.sum() == y.size and np.all(x[dx == 1] <= x.max())
+
+
+# ------------------------------------------------------------------------------- errors
+ERRORS = [
+    (F.max_pool2d, (np.zeros((1, 1, 4, 4)), 0), {}, ValueError, "kernel_size"),
+    (F.max_pool2d, (np.zeros((1, 1, 4, 4)), 2), {"stride": 0}, ValueError, "stride"),
+    (F.max_pool2d, (np.zeros((1, 1, 4, 4)), 2), {"dilation": (1, 0)}, ValueError, "dilation"),
+    (F.max_pool2d, (np.zeros((1, 1, 4, 4)), 3), {"padding": 2}, ValueError, "padding"),
+    (F.max_pool1d, (np.zeros((1, 1, 4)), 2), {"dilation": 3, "padding": 2}, ValueError,
+     "padding"),                                    # torch: pad <= kernel_size // 2
+    (F.max_pool2d, (np.zeros((1, 1, 4, 4)), 5), {}, ValueError, "kernel_size"),
+    (F.max_pool2d, (np.zeros((4, 4)), 2), {}, ValueError, "input"),
+    (F.max_pool2d, (np.zeros((1, 0, 4, 4)), 2), {}, ValueError, "input"),
+    (F.max_pool2d, (np.zeros((1, 1, 4, 4)), 2), {"return_indices": 1}, TypeError,
+     "return_indices"),
+    (F.min_pool3d, (np.zeros((4, 4, 4)), 2), {}, ValueError, "input"),
+    (F.avg_pool2d, (np.zeros((1, 1, 4, 4)), 2), {"divisor_override": 0}, ValueError,
+     "divisor_override"),
+    (F.avg_pool2d, (np.zeros((1, 1, 4, 4)), 2), {"count_include_pad": None}, TypeError,
+     "count_include_pad"),
+    (F.avg_pool3d, (np.zeros((1, 1, 1, 4, 4)), 2), {"padding": 1}, ValueError, "kernel_size"),
+    (F.adaptive_avg_pool2d, (np.zeros((1, 1, 4, 4)), 0), {}, ValueError, "output_size"),
+    (F.adaptive_max_pool2d, (np.zeros((1, 1, 4, 4)), (2, 2, 2)), {}, ValueError,
+     "output_size"),
+    (F.max_unpool2d, (np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), np.int64), 2),
+     {"output_size": (6, 4)}, ValueError, "output_size"),
+    (F.max_unpool2d, (np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), np.int64), 2),
+     {"output_size": (1, 4, 4, 4, 4)}, ValueError, "output_size"),
+    (F.max_unpool2d, (np.zeros((1, 1, 2, 2)), np.full((1, 1, 2, 2), 16), 2), {}, ValueError,
+     "indices"),
+    (F.max_unpool2d, (np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2)), 2), {}, TypeError,
+     "indices"),
+    (F.lp_pool2d, (np.zeros((1, 1, 4, 4)), 0, 2), {}, ValueError, "norm_type"),
+    (F.lp_pool1d, (np.zeros((1, 1, 4)), 2, 2), {"stride": -1}, ValueError, "stride"),
+]
+
+
+@pytest.mark.parametrize("op, args, kwargs, error, param", ERRORS,
+                         ids=[f"{e[0].__name__}-{e[4]}-{i}" for i, e in enumerate(ERRORS)])
+def test_bad_arguments_name_the_function_and_parameter(op, args, kwargs, error, param):
+    with pytest.raises(error, match=rf"{op.__name__}\(\): parameter '{param}'"):
+        op(*args, **kwargs)
+
+
+def test_float32_stays_float32_and_inputs_are_not_written():
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 7)).astype(np.float32)
+    x.flags.writeable = False                          # any write would raise
+    for op, args in [(F.max_pool2d, (3, 2, 1)), (F.avg_pool2d, (3, 2, 1)),
+                     (F.adaptive_avg_pool2d, (3,)), (F.adaptive_max_pool2d, (3,)),
+                     (F.lp_pool2d, (2, 3, 2))]:
+        y, pullback = snn.vjp(op, x, *args)
+        dx = pullback(np.ones_like(y))[0]
+        assert y.dtype == np.float32 and dx.dtype == np.float32, op.__name__
+
+
+def test_docstrings_give_formula_shapes_and_torch():
+    for name in F.pooling.__all__:
+        doc = getattr(F, name).__doc__
+        assert "Shapes:" in doc and "Backward" in doc and ("Torch:" in doc), name
