@@ -342,7 +342,7 @@ for _op_name, (_xc, _bc), _formula, _q in (("conv2d", (0, 1), _CONV_FORMULA, Tru
             _randn(rng, (_NN, _NC[_xc], _NH, _NH), dt),
             _randn(rng, (_NC[1], _NC[0], 3, 3), dt),
             _randn(rng, (_NC[_bc],), dt)),
-        {"padding": 1}, naive=_op_name, flops_fwd=_nfl, flops_fwdbwd=3 * _nfl,
+        {"padding": 1}, naive=f"{_op_name}_naive", flops_fwd=_nfl, flops_fwdbwd=3 * _nfl,
         flop_formula=_formula, quick=_q, aliases=("naive",),
         notes="the naive column is the loop version; no target (a teaching comparison)"))
 

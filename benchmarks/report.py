@@ -32,8 +32,9 @@ def _mib(b: int | None) -> str:
 def _ratio(r: dict | None, spread: bool = True) -> str:
     if not r:
         return "—"
-    txt = f"{r['median']:.2f}"
-    return txt + f" [{r['q1']:.2f}–{r['q3']:.2f}]" if spread else txt
+    f = (lambda v: f"{v:.2f}" if v >= 0.095 else f"{v:.2g}")
+    txt = f(r["median"])
+    return txt + f" [{f(r['q1'])}–{f(r['q3'])}]" if spread else txt
 
 
 def _pair(a: float | None, b: float | None, fmt: str) -> str:
