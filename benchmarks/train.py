@@ -21,8 +21,10 @@ Both scale the kept values by 1/(1−p).
 ``--compare-torch`` trains the same network in torch alongside: torch's model gets scratchnn's
 initial weights through ``load_state_dict`` (same keys, same layouts), both see the same batches
 in the same order (one seeded :class:`scratchnn.data.DataLoader`), and both use the *same dropout
-masks*: per step the masks are drawn once with NumPy (:func:`draw_masks`) and injected into both
-models. The two sides run interleaved step by step, each timed on its own, at the same thread
+masks*: per step the masks are drawn once with NumPy (:func:`draw_masks`, with scratchnn's own
+sampler) and injected into both models — torch's masked-dropout layers take the mask arrays,
+scratchnn's ``Dropout2d``/``Dropout`` take a generator replaying the state the masks were drawn
+from (their ``generator=`` hook), so they regenerate exactly those masks. The two sides run interleaved step by step, each timed on its own, at the same thread
 count (``--threads``; torch's ``set_num_threads`` and threadpoolctl for NumPy's BLAS).
 
 Reusable pieces (``python -m benchmarks`` times one training step with them)::
@@ -80,19 +82,38 @@ DROP2D_INDEX, DROP_INDEX = 5, 9     # positions of the two dropouts in the Seque
 
 
 class Masks(NamedTuple):
-    """One step's dropout keep-masks (1 = keep, 0 = drop), in the model's dtype, unscaled.
+    """One step's dropout keep-masks (1 = keep, 0 = drop; unscaled, in the model's dtype) and
+    the generator states they were drawn from.
 
-    channel: (N, 32, 1, 1) for Dropout2d; hidden: (N, 64) for dropout.
+    channel: (N, 32, 1, 1) for Dropout2d; hidden: (N, 64) for dropout;
+    states: the NumPy bit-generator state before each of the two draws.
     """
     channel: np.ndarray
     hidden: np.ndarray
+    states: tuple[dict, dict]
 
 
 def draw_masks(rng: np.random.Generator, batch: int, dtype=np.float32) -> Masks:
-    """Bernoulli keep-masks for one step: P(keep) = 1 − p, as torch's ``bernoulli_(1 − p)``."""
-    channel = (rng.random((batch, 32, 1, 1)) >= P_DROPOUT2D).astype(dtype)
-    hidden = (rng.random((batch, 64)) >= P_DROPOUT).astype(dtype)
-    return Masks(channel, hidden)
+    """Draw one step's two keep-masks from ``rng`` with scratchnn's own sampler
+    (:func:`scratchnn.functional.dropout_mask`: float32 uniforms, keep where ``u ≥ p``, so
+    P(keep) = 1 − p as torch's ``bernoulli_(1 − p)``).
+
+    The torch model receives the masks themselves; scratchnn's ``Dropout2d``/``Dropout``
+    modules receive a generator replaying the recorded state (``generator=`` is their reproducible
+    randomness hook), so they draw exactly these masks on the same code path as any training run.
+    """
+    s1 = rng.bit_generator.state
+    channel = F.dropout_mask((batch, 32, 1, 1), P_DROPOUT2D, rng)
+    s2 = rng.bit_generator.state
+    hidden = F.dropout_mask((batch, 64), P_DROPOUT, rng)
+    return Masks(channel.astype(dtype), hidden.astype(dtype), (s1, s2))
+
+
+def _replay(state: dict) -> np.random.Generator:
+    """A generator in the recorded ``state`` (it will repeat the draws made from there)."""
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
 
 
 def _flat_features(in_hw: tuple[int, int]) -> int:
@@ -127,9 +148,9 @@ def make_scratchnn_optimizer(model: nn.Module, lr: float = 0.5):
 
 
 def _set_scratchnn_masks(model: nn.Sequential, masks: Masks | None) -> None:
-    """Inject this step's keep-masks into the two dropout layers (None: let them draw)."""
-    model[DROP2D_INDEX].mask = None if masks is None else masks.channel
-    model[DROP_INDEX].mask = None if masks is None else masks.hidden
+    """Make the two dropout layers draw this step's masks (None: the default generator)."""
+    model[DROP2D_INDEX].generator = None if masks is None else _replay(masks.states[0])
+    model[DROP_INDEX].generator = None if masks is None else _replay(masks.states[1])
 
 
 def scratchnn_train_step(model: nn.Sequential, optimizer, x: np.ndarray, y: np.ndarray,
