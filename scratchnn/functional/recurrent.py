@@ -615,14 +615,14 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
 
 def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) -> tuple:
     """Backpropagation through time, last step first. One step t:
-        dh_t = dout_t + (dh from step t+1)         (projection: dW_hr += dh_tᵀ r_t,
-                                                    then dh_t ← dh_t W_hr, r_t = o ⊙ tanh c_t)
+        dh_t = dout_t + (dh from step t+1)         (projection: keep dh_t for dW_hr, then
+                                                    dh_t ← dh_t W_hr)
         dc_t = (dc from step t+1) + dh_t ⊙ o ⊙ (1 − tanh² c_t)
         di = dc_t ⊙ g,  df = dc_t ⊙ c_{t−1},  do = dh_t ⊙ tanh c_t,  dg = dc_t ⊙ i
         da_t = [di ⊙ i(1−i), df ⊙ f(1−f), do ⊙ o(1−o), dg ⊙ (1−g²)]    (rows i, f, o, g)
         dh_{t−1} = da_t W_hh,   dc_{t−1} = dc_t ⊙ f
     then, once for all steps: dx, dW_ih, dW_hh, db as in rnn_layer_backward (rows swapped back
-    to i, f, g, o). Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
+    to i, f, g, o) and dW_hr = Σ_t dh_tᵀ (o ⊙ tanh c_t). Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
     sched, A, S, C, TC, R = ctx.sched, ctx.A, ctx.S, ctx.C, ctx.TC, ctx.R
     dout, dh = _sorted_douts(sched, douts[0], douts[1])
     dc = np.array(sched.sort(douts[2], 0), copy=True)
