@@ -16,6 +16,8 @@ The exit status is 0 when every selected case ran, 1 when one could not (missing
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import os
 import sys
 import traceback
@@ -74,6 +76,29 @@ def _list(selected: list[cases_mod.Case]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _scratchnn_threads(n: int):
+    """Limit scratchnn's own worker threads to ``n`` for the run (restored afterwards).
+
+    scratchnn's convolution runs batch chunks on a small thread pool sized at import
+    (``scratchnn.functional.conv._THREADS``, no public setting yet); at ``--threads 1`` it must
+    not use two cores while torch uses one. Yields the thread count in effect (None: no pool).
+    """
+    try:
+        conv = importlib.import_module("scratchnn.functional.conv")
+    except Exception:                       # a broken conv module fails its own cases later
+        conv = None
+    old = getattr(conv, "_THREADS", None)
+    if old is None:
+        yield None
+        return
+    conv._THREADS = min(old, n)
+    try:
+        yield conv._THREADS
+    finally:
+        conv._THREADS = old
+
+
 def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
               peak: float) -> dict:
     """Time, measure and summarise one case; never raises (errors are recorded)."""
@@ -118,7 +143,8 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
         want = cfg["profile"]
         if want == "all" or (want == "missed" and rec.get("target_met") is False):
             from .profiling import profile_calls
-            rec["profile"] = profile_calls(sides["scratchnn"][1])
+            rec["profile"] = profile_calls(sides["scratchnn"][1],
+                                           per_call=times["fwdbwd"]["scratchnn"].median)
     except Exception as e:                               # record, report, carry on
         rec.update(status="error", error=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc())
@@ -163,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
 
     torch.set_num_threads(threads)
-    with threadpool_limits(limits=threads):
+    with threadpool_limits(limits=threads), _scratchnn_threads(threads) as own:
+        cfg["scratchnn_pool_threads"] = own
         machine = machine_info(threads)
         bar = tqdm(total=len(selected) + 1, desc="matmul peak", unit="case",
                    file=sys.stderr, dynamic_ncols=True)

@@ -8,7 +8,9 @@ contains them. Reading the top entries by own time therefore says which function
 To say which *line*, a second pass traces the lines of scratchnn's own files
 (``sys.settrace``) and charges the wall time between two line events of a frame to the first
 line: the NumPy work a line starts (its operators, its calls into NumPy or BLAS) is charged to
-that line, and time in a nested scratchnn function to that function's lines.
+that line, and time in a nested scratchnn function to that function's lines. Work that a line
+hands to worker threads (scratchnn's convolution runs batch chunks on a small pool) is charged
+to the line that waits for it; neither profiler looks inside the workers.
 """
 from __future__ import annotations
 
@@ -37,18 +39,20 @@ def _where(file: str, line: int, func: str) -> str:
     return f"{func} ({file}:{line})"
 
 
-def profile_calls(fn: Callable[[], object], *, min_time: float = 0.5, max_calls: int = 20,
-                  top: int = 12) -> dict:
+def profile_calls(fn: Callable[[], object], *, per_call: float | None = None,
+                  min_time: float = 0.5, max_calls: int = 20, top: int = 12) -> dict:
     """Profile ``fn`` over enough calls to last ``min_time`` seconds; the ``top`` entries.
 
+    ``per_call``: the time of one call if known (the benchmark's median), else measured.
     Returns ``{"calls": k, "total_s": t, "entries": [{function, ncalls, tottime_s,
-    cumtime_s, share}]}`` with per-call times (divided by ``k``) and ``share`` = own time over
-    the profiled total.
+    cumtime_s, share}], "lines": profile_lines(...)}`` with per-call times (divided by ``k``)
+    and ``share`` = own time over the profiled total.
     """
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    k = max(1, min(max_calls, int(min_time / max(once, 1e-9))))
+    if per_call is None:
+        t0 = time.perf_counter()
+        fn()
+        per_call = time.perf_counter() - t0
+    k = max(1, min(max_calls, int(min_time / max(per_call, 1e-9))))
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(k):
