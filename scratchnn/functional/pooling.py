@@ -142,8 +142,6 @@ def _running_extreme(view: Callable[[int], Array], n: int, largest: bool
     for nan_aware in (False, True):
         m = view(0).copy()
         kid = np.zeros(m.shape, kt)
-        if nan_aware:
-            kid[np.isnan(m)] = 0
         better = np.empty(m.shape, bool)
         step = np.empty(m.shape, kt)
         for j in range(1, n):
@@ -163,7 +161,6 @@ class ExtremePoolCtx(NamedTuple):
     kid: Array                 # (N, C, *O): which kernel offset won each window
     geom: Geometry
     padded_shape: tuple[int, ...]
-    return_indices: bool
 
 
 def _extreme_pool_forward(fn: str, nd: int, largest: bool, input: Array, kernel_size: Any,
@@ -188,8 +185,7 @@ def _extreme_pool_forward(fn: str, nd: int, largest: bool, input: Array, kernel_
         if lost.any():                                     # torch reports the first real
             np.copyto(kid, _first_real_offset(g).astype(kid.dtype), where=lost)  # element
     idx = _flat_indices(kid, g) if return_indices else None
-    return _tuple_output(y, idx, return_indices), ExtremePoolCtx(kid, g, xp.shape,
-                                                                 return_indices)
+    return _tuple_output(y, idx, return_indices), ExtremePoolCtx(kid, g, xp.shape)
 
 
 def _first_real_offset(g: Geometry) -> Array:
@@ -446,7 +442,6 @@ class AdaptiveMaxCtx(NamedTuple):
     indices: Array             # (N, C, *O) flat index of each window's winner
     shape: tuple[int, ...]     # x's shape
     nd: int
-    return_indices: bool
 
 
 def _adaptive_max_pool_forward(fn: str, nd: int, input: Array, output_size: Any,
@@ -481,8 +476,7 @@ def _adaptive_max_pool_forward(fn: str, nd: int, input: Array, output_size: Any,
         shape = [1] * nd
         shape[i] = -1
         idx += (start.reshape(shape) + np.minimum(ji, length.reshape(shape) - 1)) * P[i]
-    return _tuple_output(y, idx, return_indices), AdaptiveMaxCtx(idx, input.shape, nd,
-                                                                 return_indices)
+    return _tuple_output(y, idx, return_indices), AdaptiveMaxCtx(idx, input.shape, nd)
 
 
 def _scatter_add(indices: Array, dy: Array, shape: tuple[int, ...], nd: int) -> Array:
