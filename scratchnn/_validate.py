@@ -116,3 +116,13 @@ def check_float_dtype(fn: str, name: str, dtype: Any, *, default: Any = None) ->
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"{_where(fn, name)} must be None, float32 or float64, got {dtype!r}")
     return dt
+
+
+def check_inplace(fn: str, inplace: Any) -> None:
+    """Accept torch's ``inplace`` keyword, but only ``False``: scratchnn never modifies an input,
+    so ``inplace=True`` is refused rather than silently ignored."""
+    if not isinstance(inplace, (bool, np.bool_)):
+        raise TypeError(f"{_where(fn, 'inplace')} must be a bool, got {inplace!r}")
+    if inplace:
+        raise ValueError(f"{_where(fn, 'inplace')} must be False: scratchnn never modifies "
+                         f"its inputs; write y = {fn}(x) instead")

@@ -142,16 +142,15 @@ def test_backward_uses_the_saved_mask():
     np.testing.assert_allclose(pullback(dy)[0], dx)                  # same mask every call
 
 
-def test_inplace_writes_into_the_input_as_torch():
+def test_inplace_true_is_refused_inputs_are_never_modified():
     x = np.ones((20, 20), np.float32)
-    y = F.dropout(x, 0.5, True, True, generator=np.random.default_rng(0))
-    assert y is x and set(np.unique(x)) == {0.0, 2.0}
-    x1 = np.ones((3, 20, 4))
-    assert F.dropout1d(x1[0], 0.5, True, True, generator=np.random.default_rng(0)) is not None
-    ro = np.ones(4)
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match=r"dropout\(\): parameter 'input'"):
-        F.dropout(ro, 0.5, True, True)
+    for op in (F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout, F.feature_alpha_dropout):
+        with pytest.raises(ValueError, match=rf"{op.__name__}\(\): parameter 'inplace'"):
+            op(x, 0.5, True, True)
+    with pytest.raises(ValueError, match="'inplace'"):
+        nn.Dropout(0.5, inplace=True)
+    y = F.dropout(x, 0.5, True, False, generator=np.random.default_rng(0))
+    assert y is not x and np.all(x == 1)
 
 
 def test_dropout2d_warns_like_torch_for_3d_and_other_ranks():

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._validate import (check_array, check_choice, check_dim, check_float, check_float_dtype,
-                         check_same_dtype)
+                         check_inplace, check_same_dtype)
 from ..autodiff import defop
 
 Array = np.ndarray
@@ -32,15 +32,6 @@ __all__ += [f"{op}_{part}" for op in list(__all__) for part in ("forward", "back
 
 
 # -- shared helpers --------------------------------------------------------------------------
-
-def _check_inplace(fn: str, inplace: Any) -> None:
-    """Accept torch's ``inplace`` keyword, but only ``False``: inputs are never modified."""
-    if not isinstance(inplace, (bool, np.bool_)):
-        raise TypeError(f"{fn}(): parameter 'inplace' must be a bool, got {inplace!r}")
-    if inplace:
-        raise ValueError(f"{fn}(): parameter 'inplace' must be False: scratchnn never modifies "
-                         f"its inputs; write y = {fn}(x) instead")
-
 
 def _stable_sigmoid(x: Array) -> Array:
     """σ(x) without ever computing exp of a large positive number."""
@@ -108,7 +99,7 @@ def relu_forward(input: Array, inplace: bool = False) -> tuple[Array, YCtx]:
     Torch:   torch.nn.functional.relu
     """
     check_array("relu", "input", input)
-    _check_inplace("relu", inplace)
+    check_inplace("relu", inplace)
     y = np.asarray(np.maximum(input, 0))
     return y, YCtx(y)
 
@@ -135,7 +126,7 @@ def leaky_relu_forward(input: Array, negative_slope: float = 0.01,
     fn = "leaky_relu"
     check_array(fn, "input", input)
     a = check_float(fn, "negative_slope", negative_slope)
-    _check_inplace(fn, inplace)
+    check_inplace(fn, inplace)
     return np.where(input > 0, input, input * a), LeakyReluCtx(input, a)
 
 
@@ -177,7 +168,7 @@ def elu_forward(input: Array, alpha: float = 1.0, inplace: bool = False) -> tupl
     """
     check_array("elu", "input", input)
     alpha = check_float("elu", "alpha", alpha)
-    _check_inplace("elu", inplace)
+    check_inplace("elu", inplace)
     return _elu(input, alpha, 1.0, 1.0)
 
 
@@ -199,7 +190,7 @@ def selu_forward(input: Array, inplace: bool = False) -> tuple[Array, EluCtx]:
     Torch:   torch.nn.functional.selu
     """
     check_array("selu", "input", input)
-    _check_inplace("selu", inplace)
+    check_inplace("selu", inplace)
     return _elu(input, SELU_ALPHA, SELU_SCALE, 1.0)
 
 
@@ -221,7 +212,7 @@ def celu_forward(input: Array, alpha: float = 1.0, inplace: bool = False
     alpha = check_float("celu", "alpha", alpha)
     if alpha == 0:
         raise ValueError("celu(): parameter 'alpha' must be non-zero (it divides x), got 0.0")
-    _check_inplace("celu", inplace)
+    check_inplace("celu", inplace)
     return _elu(input, alpha, 1.0, 1.0 / alpha)
 
 
@@ -255,7 +246,7 @@ def hardtanh_forward(input: Array, min_val: float = -1.0, max_val: float = 1.0,
     if lo > hi:
         raise ValueError(f"{fn}(): parameter 'min_val' ({lo}) must not be greater than "
                          f"'max_val' ({hi})")
-    _check_inplace(fn, inplace)
+    check_inplace(fn, inplace)
     return _hardtanh(fn, input, lo, hi)
 
 
@@ -274,7 +265,7 @@ def relu6_forward(input: Array, inplace: bool = False) -> tuple[Array, HardtanhC
     Torch:   torch.nn.functional.relu6
     """
     check_array("relu6", "input", input)
-    _check_inplace("relu6", inplace)
+    check_inplace("relu6", inplace)
     return _hardtanh("relu6", input, 0.0, 6.0)
 
 
@@ -292,7 +283,7 @@ def hardsigmoid_forward(input: Array, inplace: bool = False) -> tuple[Array, XCt
     Torch:   torch.nn.functional.hardsigmoid
     """
     check_array("hardsigmoid", "input", input)
-    _check_inplace("hardsigmoid", inplace)
+    check_inplace("hardsigmoid", inplace)
     return np.asarray(np.clip(input + 3, 0, 6) / 6), XCtx(input)
 
 
@@ -311,7 +302,7 @@ def hardswish_forward(input: Array, inplace: bool = False) -> tuple[Array, XCtx]
     Torch:   torch.nn.functional.hardswish
     """
     check_array("hardswish", "input", input)
-    _check_inplace("hardswish", inplace)
+    check_inplace("hardswish", inplace)
     return np.asarray(input * np.clip(input + 3, 0, 6) / 6), XCtx(input)
 
 
@@ -466,7 +457,7 @@ def silu_forward(input: Array, inplace: bool = False) -> tuple[Array, SiluCtx]:
     Torch:   torch.nn.functional.silu
     """
     check_array("silu", "input", input)
-    _check_inplace("silu", inplace)
+    check_inplace("silu", inplace)
     s = _stable_sigmoid(input)
     return np.asarray(input * s), SiluCtx(input, s)
 
@@ -489,7 +480,7 @@ def mish_forward(input: Array, inplace: bool = False) -> tuple[Array, MishCtx]:
     Torch:   torch.nn.functional.mish
     """
     check_array("mish", "input", input)
-    _check_inplace("mish", inplace)
+    check_inplace("mish", inplace)
     t = np.tanh(_stable_softplus(input))
     return np.asarray(input * t), MishCtx(input, t)
 

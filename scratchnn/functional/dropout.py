@@ -19,8 +19,8 @@ is how the tests feed torch the same mask.
 Identity and edge cases follow torch's ``_dropout_impl``: with ``training=False``, ``p = 0`` or an
 empty input the op returns **the input object itself** (no copy; as torch returns the same tensor)
 and its gradient is ``dy``; ``p = 1`` returns ``x · 0`` (zeros) without drawing a mask.
-``inplace=True`` writes the result into ``input`` and returns it (torch's semantics; the input
-must then be writeable) — the only scratchnn op that modifies an input, and only when asked.
+torch's ``inplace`` keyword is accepted but must be ``False``: scratchnn never modifies an
+input, so ``inplace=True`` raises a ``ValueError`` rather than silently doing something else.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validate import check_array, check_bool, check_float
+from .._validate import check_array, check_bool, check_float, check_inplace
 from ..autodiff import defop
 from ..random import get_generator
 
@@ -88,9 +88,7 @@ def _dropout_forward(fn: str, input: Array, p: Any, training: Any, inplace: Any,
     check_array(fn, "input", input)
     p = check_float(fn, "p", p, lo=0.0, hi=1.0)
     training = check_bool(fn, "training", training)
-    inplace = check_bool(fn, "inplace", inplace)
-    if inplace and not input.flags.writeable:
-        raise ValueError(f"{fn}(): parameter 'input' must be writeable for inplace=True")
+    check_inplace(fn, inplace)
     get_generator(fn, generator)                                  # validate before any work
     if p == 0 or not training or input.size == 0:
         return input, DropoutCtx(None)                            # the input itself, as torch
@@ -99,7 +97,7 @@ def _dropout_forward(fn: str, input: Array, p: Any, training: Any, inplace: Any,
     else:
         shape = feature_noise_shape(fn, input.shape) if feature else input.shape
         noise, b = scaled_noise(dropout_mask(shape, p, generator, fn), p, input.dtype, alpha)
-    y = np.multiply(input, noise, out=input if inplace else np.empty_like(input))
+    y = np.multiply(input, noise, out=np.empty_like(input))
     if b is not None:
         y += b
     return y, DropoutCtx(noise)
@@ -145,7 +143,7 @@ def _with_batch_axis(fn: str, input: Array, p: Any, training: Any, inplace: Any,
     y, ctx = _dropout_forward(fn, input[None], p, training, inplace, generator, True, False)
     if ctx.noise is not None and ctx.noise.ndim:
         ctx = DropoutCtx(ctx.noise[0])                     # (1, C, 1, …) -> (C, 1, …)
-    return (input if ctx.noise is None or inplace else y[0]), ctx
+    return (input if ctx.noise is None else y[0]), ctx
 
 
 def dropout1d_forward(input: Array, p: float = 0.5, training: bool = True,

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import functional as F
-from .._validate import check_bool, check_float
+from .._validate import check_float, check_inplace
 from ..autodiff import vjp
 from ..random import get_generator
 from .module import OpModule
@@ -34,7 +34,8 @@ class _DropoutNd(OpModule):
         super().__init__()
         name = type(self).__name__
         self.p = check_float(name, "p", p, lo=0.0, hi=1.0)
-        self.inplace = check_bool(name, "inplace", inplace)
+        check_inplace(name, inplace)
+        self.inplace = False
         self.generator = generator if generator is None else get_generator(name, generator)
 
     def _call(self, input: np.ndarray) -> tuple[Any, Callable]:
