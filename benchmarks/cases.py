@@ -213,14 +213,13 @@ _add(_op_case(
 _ACT_SHAPE = (64, 65536)
 _ACT_DESC = "x (64, 65536) = 4.2M elements"
 _ACT_TARGETS = {"relu": 1.3, "tanh": 1.3, "sigmoid": 3.0}
-for _name, _kw in (("relu", {}), ("tanh", {}), ("sigmoid", {}), ("leaky_relu", {}),
-                   ("elu", {}), ("gelu", {}), ("silu", {}), ("softplus", {})):
+for _name in ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "gelu", "silu", "softplus"):
     _add(_op_case(
         _name, _name, "activation", _ACT_DESC,
-        lambda rng, dt: (_randn(rng, _ACT_SHAPE, dt),), _kw,
-        torch_op=("tanh" if _name == "tanh" else ("sigmoid" if _name == "sigmoid" else None)),
+        lambda rng, dt: (_randn(rng, _ACT_SHAPE, dt),), {},
         target=_ACT_TARGETS.get(_name), quick=_name in _ACT_TARGETS,
-        notes="elementwise: no FLOPs counted; memory-bandwidth and exp bound"))
+        notes="elementwise, default arguments: no FLOPs counted (memory-bound; the smooth ones "
+              "also bound by exp/tanh/erf)"))
 
 
 # log_softmax + nll_loss: the classifier's loss, as one chain
@@ -312,8 +311,8 @@ for _label, _n, _ci, _co, _h, _s, _p, _q in _CONV_SHAPES:
         f"conv2d {_label}", "conv2d", "conv",
         f"x ({_n}, {_ci}, {_h}, {_h}), W ({_co}, {_ci}, 3, 3), b, stride {_s}, padding {_p}",
         lambda rng, dt, _n=_n, _ci=_ci, _co=_co, _h=_h: (
-            _randn(rng, (_n, _ci, _h, _h), dt), _randn(rng, (_co, _ci, 3, 3), dt, (_ci * 9) ** -0.5),
-            _randn(rng, (_co,), dt)),
+            _randn(rng, (_n, _ci, _h, _h), dt),
+            _randn(rng, (_co, _ci, 3, 3), dt, (_ci * 9) ** -0.5), _randn(rng, (_co,), dt)),
         {"stride": _s, "padding": _p},
         flops_fwd=_fl, flops_fwdbwd=3 * _fl, flop_formula=_CONV_FORMULA, target=1.3, quick=_q))
     # the transposed convolution with the same tensors: conv's output -> conv's input shape
@@ -323,8 +322,8 @@ for _label, _n, _ci, _co, _h, _s, _p, _q in _CONV_SHAPES:
         f"x ({_n}, {_co}, {_oh}, {_oh}), W ({_co}, {_ci}, 3, 3), b, stride {_s}, padding {_p}, "
         f"output_padding {_op} -> ({_n}, {_ci}, {_h}, {_h})",
         lambda rng, dt, _n=_n, _ci=_ci, _co=_co, _oh=_oh: (
-            _randn(rng, (_n, _co, _oh, _oh), dt), _randn(rng, (_co, _ci, 3, 3), dt, (_co * 9) ** -0.5),
-            _randn(rng, (_ci,), dt)),
+            _randn(rng, (_n, _co, _oh, _oh), dt),
+            _randn(rng, (_co, _ci, 3, 3), dt, (_co * 9) ** -0.5), _randn(rng, (_ci,), dt)),
         {"stride": _s, "padding": _p, "output_padding": _op},
         flops_fwd=_fl, flops_fwdbwd=3 * _fl, flop_formula=_CONVT_FORMULA, target=1.0,
         quick=_q and _s == 1 and _ci > 1))

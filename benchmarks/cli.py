@@ -42,7 +42,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="comma-separated ops, families or case names (default: all; "
                         "--list shows them)")
     p.add_argument("--quick", action="store_true",
-                   help="the quick subset with fewer repeats (under 2 minutes on 2 cores)")
+                   help="the quick subset with fewer repeats (under 2 minutes on 2 cores); "
+                        "with --ops: the named cases, fewer repeats")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="cuda: also time torch on CUDA (an extra column; scratchnn stays on CPU)")
     p.add_argument("--threads", type=int, default=None,
@@ -213,8 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     headers, rows = table_rows(results)
     print(format_table(headers, rows))
     met = [c for c in results["cases"] if c.get("target_met") is not None]
-    print(f"\n{sum(c['target_met'] for c in met)}/{len(met)} targets met; "
-          f"{threads} threads, {args.dtype}; outputs in {args.out}/ "
+    verdict = (f"{sum(c['target_met'] for c in met)}/{len(met)} targets met"
+               if args.dtype == "float32" else "targets apply to float32 runs only")
+    print(f"\n{verdict}; {threads} threads, {args.dtype}; outputs in {args.out}/ "
           f"(results.json, report.md, ratios.png)")
     bad = [c for c in results["cases"] if c["status"] != "ok"]
     for c in bad:
