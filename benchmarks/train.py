@@ -424,31 +424,46 @@ def summary(res: dict) -> str:
 
 
 def plot(res: dict, path: str | os.PathLike) -> None:
-    """PNG: per-step training loss of both sides (left), per-epoch test accuracy (right)."""
+    """PNG: per-step training loss of both sides, their relative difference per step (log
+    scale; with --compare-torch), and the per-epoch test accuracies."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
+    both = res.get("loss_torch") is not None
+    fig, axes = plt.subplots(1, 3 if both else 2, figsize=(15 if both else 11, 4),
+                             gridspec_kw={"width_ratios": [2, 2, 1] if both else [2, 1]})
     steps = np.arange(1, len(res["loss_scratchnn"]) + 1)
-    ax1.plot(steps, res["loss_scratchnn"], label="scratchnn", lw=1.2)
-    if res.get("loss_torch") is not None:
-        ax1.plot(steps, res["loss_torch"], label="torch", lw=1.0, ls="--")
-    ax1.set(xlabel="step", ylabel="training NLL loss",
-            title=f"{res['dataset']}, {res['dtype']}, batch {res['batch_size']}")
-    ax1.legend()
+    ax = axes[0]
+    ax.plot(steps, res["loss_scratchnn"], label="scratchnn", lw=1.2)
+    if both:
+        ax.plot(steps, res["loss_torch"], label="torch", lw=1.0, ls="--")
+    ax.set(xlabel="step", ylabel="training NLL loss",
+           title=f"{res['dataset']}, {res['dtype']}, batch {res['batch_size']}, "
+                 f"lr {res['lr']}")
+    ax.legend()
+    if both:
+        a, b = np.asarray(res["loss_scratchnn"]), np.asarray(res["loss_torch"])
+        rel = np.abs(a - b) / np.abs(b)
+        ax = axes[1]
+        nz = rel > 0                                  # exact agreement has no log
+        ax.semilogy(steps[nz], rel[nz], ".", ms=3)
+        ax.set(xlabel="step", ylabel="|loss − loss_torch| / loss_torch",
+               title=f"relative loss difference: max {res['max_rel_loss_diff']:.2g}, "
+                     f"{int((~nz).sum())} of {len(rel)} steps exactly equal")
+    ax = axes[-1]
     ep = np.arange(1, len(res["test_accuracy_scratchnn_per_epoch"]) + 1)
-    width = 0.38 if res.get("loss_torch") is not None else 0.6
-    b = ax2.bar(ep - (width / 2 if res.get("loss_torch") is not None else 0),
-                res["test_accuracy_scratchnn_per_epoch"], width, label="scratchnn")
-    ax2.bar_label(b, fmt="%.2f", fontsize=8)
-    if res.get("loss_torch") is not None:
-        b = ax2.bar(ep + width / 2, res["test_accuracy_torch_per_epoch"], width, label="torch")
-        ax2.bar_label(b, fmt="%.2f", fontsize=8)
-    accs = res["test_accuracy_scratchnn_per_epoch"] + (res["test_accuracy_torch_per_epoch"] or [])
-    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", xticks=ep,
-            ylim=(max(0.0, min(accs) - 10), 100), title="test accuracy")
-    ax2.legend(loc="lower right")
+    width = 0.38 if both else 0.6
+    bars = [("scratchnn", res["test_accuracy_scratchnn_per_epoch"], -width / 2 if both else 0)]
+    if both:
+        bars.append(("torch", res["test_accuracy_torch_per_epoch"], width / 2))
+    for label, acc, off in bars:
+        ax.bar_label(ax.bar(ep + off, acc, width, label=label), fmt="%.2f", fontsize=8)
+    lo = max(0.0, min(min(acc) for _, acc, _ in bars) - 10)
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", xticks=ep,
+           ylim=(lo, 100 + 0.3 * (100 - lo)), title="test accuracy")
+    ax.set_yticks([t for t in ax.get_yticks() if lo <= t <= 100])
+    ax.legend(loc="upper center", ncol=2, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
