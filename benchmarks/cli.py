@@ -144,8 +144,9 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
         want = cfg["profile"]
         if want == "all" or (want == "missed" and rec.get("target_met") is False):
             from .profiling import profile_calls
-            rec["profile"] = profile_calls(sides["scratchnn"][1],
-                                           per_call=times["fwdbwd"]["scratchnn"].median)
+            with _scratchnn_threads(1):          # profilers see the calling thread only
+                rec["profile"] = profile_calls(sides["scratchnn"][1],
+                                               per_call=times["fwdbwd"]["scratchnn"].median)
     except Exception as e:                               # record, report, carry on
         rec.update(status="error", error=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc())

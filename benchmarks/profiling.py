@@ -10,7 +10,8 @@ To say which *line*, a second pass traces the lines of scratchnn's own files
 line: the NumPy work a line starts (its operators, its calls into NumPy or BLAS) is charged to
 that line, and time in a nested scratchnn function to that function's lines. Work that a line
 hands to worker threads (scratchnn's convolution runs batch chunks on a small pool) is charged
-to the line that waits for it; neither profiler looks inside the workers.
+to the line that waits for it; neither profiler looks inside the workers, so the benchmark
+profiles with that pool limited to one thread (the work then runs on the calling thread).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import linecache
 import os
 import pstats
 import sys
+import sysconfig
 import time
 from collections import defaultdict
 from typing import Callable
@@ -27,6 +29,7 @@ __all__ = ["profile_calls", "profile_lines"]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LIB = os.path.join(_ROOT, "scratchnn") + os.sep
+_STDLIB = sysconfig.get_paths()["stdlib"] + os.sep
 
 
 def _where(file: str, line: int, func: str) -> str:
@@ -36,6 +39,8 @@ def _where(file: str, line: int, func: str) -> str:
         file = os.path.relpath(file, _ROOT)
     elif "site-packages" in file:
         file = file.split("site-packages" + os.sep, 1)[1]
+    elif file.startswith(_STDLIB):
+        file = os.path.relpath(file, _STDLIB)
     return f"{func} ({file}:{line})"
 
 

@@ -151,8 +151,10 @@ def _machine_lines(m: dict, peak: dict) -> list[str]:
 def _profile_md(case: dict) -> list[str]:
     p = case["profile"]
     out = [f"### Where the time goes: {case['name']}", "",
-           f"cProfile of scratchnn forward+backward, {p['calls']} calls, "
-           f"{p['total_s'] * 1e3:.1f} ms per call profiled (profiling adds overhead); "
+           f"cProfile of scratchnn forward+backward, {p['calls']} call(s), "
+           f"{p['total_s'] * 1e3:.1f} ms per call profiled (timed median "
+           f"{_ms(_median(case, 'fwdbwd', 'scratchnn'))} ms; profiling adds overhead, and "
+           f"scratchnn's worker pool is off so that the profilers see its work); "
            f"top entries by own time, per call:", "",
            "| own ms | share | cum ms | calls | function |", "|---:|---:|---:|---:|---|"]
     for e in p["entries"]:
