@@ -248,6 +248,11 @@ def write_plot(results: dict, path: str) -> None:
     ax.set_title(f"scratchnn / torch, {cfg['dtype']}, {m['threads']} threads — solid: fwd+bwd "
                  f"(IQR), pale: fwd; black tick: target", fontsize=9)
     ax.grid(axis="x", which="both", alpha=0.3)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color="tab:green", label="target met"),
+                       Patch(color="tab:red", label="target missed"),
+                       Patch(color="tab:gray", label="no target / n/a")],
+              loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
