@@ -435,9 +435,18 @@ def plot(res: dict, path: str | os.PathLike) -> None:
                              gridspec_kw={"width_ratios": [2, 2, 1] if both else [2, 1]})
     steps = np.arange(1, len(res["loss_scratchnn"]) + 1)
     ax = axes[0]
-    ax.plot(steps, res["loss_scratchnn"], label="scratchnn", lw=1.2)
-    if both:
-        ax.plot(steps, res["loss_torch"], label="torch", lw=1.0, ls="--")
+    w = max(1, len(steps) // 100)                 # long runs: a running mean over w steps
+    for key, label, ls, c in (("loss_scratchnn", "scratchnn", "-", "C0"),
+                              ("loss_torch", "torch", "--", "C1")):
+        if res.get(key) is None:
+            continue
+        loss = np.asarray(res[key])
+        if w == 1:
+            ax.plot(steps, loss, ls, color=c, label=label, lw=1.2)
+        else:
+            ax.plot(steps, loss, ls, color=c, lw=0.5, alpha=0.25)
+            ax.plot(steps[w - 1:], np.convolve(loss, np.ones(w) / w, mode="valid"), ls, color=c,
+                    label=f"{label} (mean of {w} steps)", lw=1.4)
     ax.set(xlabel="step", ylabel="training NLL loss",
            title=f"{res['dataset']}, {res['dtype']}, batch {res['batch_size']}, "
                  f"lr {res['lr']}")
