@@ -20,6 +20,7 @@ import contextlib
 import importlib
 import os
 import sys
+import time
 import traceback
 from typing import Sequence
 
@@ -146,7 +147,8 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
             from .profiling import profile_calls
             with _scratchnn_threads(1):          # profilers see the calling thread only
                 rec["profile"] = profile_calls(sides["scratchnn"][1],
-                                               per_call=times["fwdbwd"]["scratchnn"].median)
+                                               per_call=times["fwdbwd"]["scratchnn"].median,
+                                               min_time=cfg["profile_time"])
     except Exception as e:                               # record, report, carry on
         rec.update(status="error", error=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc())
@@ -180,14 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.threads or torch.get_num_threads()
     dtype = np.dtype(args.dtype)
     quick = args.quick
-    cfg = {"command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None
-                                                           else argv),
+    cfg = {"command": " ".join(["python -m benchmarks",
+                                *(sys.argv[1:] if argv is None else argv)]),
            "ops": args.ops, "quick": quick, "device": args.device, "threads": threads,
            "dtype": args.dtype, "repeats": args.repeats or (5 if quick else 15),
            "warmup": args.warmup if args.warmup is not None else (1 if quick else 2),
            "min_time": args.min_time if args.min_time is not None else
            (0.02 if quick else 0.05),
-           "budget": 4.0 if quick else 15.0, "profile": args.profile}
+           "budget": 3.0 if quick else 15.0, "profile": args.profile,
+           "profile_time": 0.25 if quick else 0.5}
     os.makedirs(args.out, exist_ok=True)
 
     torch.set_num_threads(threads)
@@ -202,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = []
         for case in selected:
             bar.set_description(case.name[:40])
+            t0 = time.perf_counter()
             records.append(_run_case(case, dtype, cuda, cfg, peak["peak_gflops"]))
+            records[-1]["wall_s"] = time.perf_counter() - t0    # the case's share of the run
             bar.update()
         bar.close()
 
