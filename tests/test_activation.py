@@ -350,3 +350,14 @@ def test_prelu_default_is_float32_and_torchs_init():
     m = nn.PReLU()
     assert m.weight.dtype == np.float32 and m.weight.data.tolist() == [0.25]
     assert [k for k, _ in m.named_parameters()] == ["weight"]
+
+
+@pytest.mark.parametrize("name", ["relu", "hardtanh", "hardsigmoid"])
+def test_masked_backward_keeps_non_finite_dy_out_of_the_zero_region(name):
+    """The branch-free backward (dy · mask) must still give 0, not NaN, where the mask is 0."""
+    x = np.array([-5.0, -0.5, 0.0, 0.5, 5.0], np.float32)
+    dy = np.array([np.inf, np.nan, -np.inf, 1.0, 2.0], np.float32)
+    ours = scratchnn.vjp(getattr(F, name), x)[1](dy)[0]
+    xt = torch.tensor(x, requires_grad=True)
+    getattr(torch.nn.functional, name)(xt).backward(torch.tensor(dy))
+    np.testing.assert_array_equal(ours, xt.grad.numpy())

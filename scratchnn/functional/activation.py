@@ -34,9 +34,26 @@ __all__ += [f"{op}_{part}" for op in list(__all__) for part in ("forward", "back
 # -- shared helpers --------------------------------------------------------------------------
 
 def _stable_sigmoid(x: Array) -> Array:
-    """σ(x) without ever computing exp of a large positive number."""
+    """σ(x) without ever computing exp of a large positive number.
+
+    With e = e^{−|x|} ∈ (0, 1]: σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) for x < 0, i.e.
+    max(e, [x ≥ 0]) / (1 + e) — one branch-free expression (np.where on a random sign pattern
+    costs ~5× more here, through branch mispredictions).
+    """
     e = np.exp(-np.abs(x))                                  # in (0, 1]
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    return np.asarray(np.maximum(e, x >= 0) / (1 + e))
+
+
+def _mask_grad(dy: Array, mask: Array) -> Array:
+    """dy where mask, else 0 — as np.where(mask, dy, 0), but as a branch-free multiply.
+
+    A multiply turns an infinite or NaN dy under a zero mask into NaN, where torch (and
+    np.where) give 0; that rare case falls back to np.where.
+    """
+    dx = np.multiply(dy, mask, dtype=dy.dtype)
+    if not np.isfinite(dx).all():
+        return np.where(mask, dy, 0)
+    return dx
 
 
 def _stable_softplus(z: Array) -> Array:
@@ -106,7 +123,7 @@ def relu_forward(input: Array, inplace: bool = False) -> tuple[Array, YCtx]:
 
 def relu_backward(ctx: YCtx, dy: Array) -> Array:
     """dx = dy ⊙ [y > 0]"""
-    return np.where(ctx.y > 0, dy, 0)
+    return _mask_grad(dy, ctx.y > 0)
 
 
 class LeakyReluCtx(NamedTuple):
@@ -252,8 +269,7 @@ def hardtanh_forward(input: Array, min_val: float = -1.0, max_val: float = 1.0,
 
 def hardtanh_backward(ctx: HardtanhCtx, dy: Array) -> Array:
     """dx = dy if min_val < x < max_val else 0"""
-    inside = (ctx.x > ctx.min_val) & (ctx.x < ctx.max_val)
-    return np.where(inside, dy, 0)
+    return _mask_grad(dy, (ctx.x > ctx.min_val) & (ctx.x < ctx.max_val))
 
 
 def relu6_forward(input: Array, inplace: bool = False) -> tuple[Array, HardtanhCtx]:
@@ -289,7 +305,7 @@ def hardsigmoid_forward(input: Array, inplace: bool = False) -> tuple[Array, XCt
 
 def hardsigmoid_backward(ctx: XCtx, dy: Array) -> Array:
     """dx = dy / 6 if −3 < x < 3 else 0"""
-    return np.where((ctx.x > -3) & (ctx.x < 3), dy / 6, 0)
+    return _mask_grad(dy / 6, (ctx.x > -3) & (ctx.x < 3))
 
 
 def hardswish_forward(input: Array, inplace: bool = False) -> tuple[Array, XCtx]:
