@@ -129,3 +129,17 @@ def test_cli_without_torch_side_and_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         T.main(["--epochs", "0"])
     assert "--epochs must be >= 1" in capsys.readouterr().err
+
+
+def test_cli_on_an_mnist_format_directory(tmp_path):
+    """--data DIR: any MNIST-format directory (here 10×10 images written as IDX files)."""
+    from scratchnn.data import write_idx
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 70), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (n, 10, 10), dtype=np.uint8))
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n, np.uint8))
+    res = T.main(["--data", str(tmp_path), "--compare-torch", "--dtype", "float64",
+                  "--batch-size", "16", "--no-progress"])
+    assert res["image_hw"] == [10, 10] and res["steps"] == 5            # ⌈70 / 16⌉
+    assert res["test_size"] == 20 and res["max_rel_loss_diff"] < 1e-9
