@@ -24,8 +24,9 @@ in the same order (one seeded :class:`scratchnn.data.DataLoader`), and both use 
 masks*: per step the masks are drawn once with NumPy (:func:`draw_masks`, with scratchnn's own
 sampler) and injected into both models — torch's masked-dropout layers take the mask arrays,
 scratchnn's ``Dropout2d``/``Dropout`` take a generator replaying the state the masks were drawn
-from (their ``generator=`` hook), so they regenerate exactly those masks. The two sides run interleaved step by step, each timed on its own, at the same thread
-count (``--threads``; torch's ``set_num_threads`` and threadpoolctl for NumPy's BLAS).
+from (their ``generator=`` hook), so they regenerate exactly those masks. The two sides run
+interleaved step by step, each timed on its own, at the same thread count (``--threads``;
+torch's ``set_num_threads`` and threadpoolctl for NumPy's BLAS).
 
 Reusable pieces (``python -m benchmarks`` times one training step with them)::
 
@@ -46,7 +47,8 @@ backward through the whole network, one optimizer step; it returns the loss befo
 after the last epoch), ``"seconds_scratchnn", "seconds_torch"`` (training time only, all
 epochs), plus per-epoch test losses/accuracies, the largest per-step relative loss difference,
 the time ratio, threads, versions and the settings. ``--plot PATH`` writes a PNG of both loss
-curves and the per-epoch test accuracies.
+curves (a running mean on long runs), their per-step relative difference and the per-epoch test
+accuracies. ``--no-progress`` hides the tqdm bar.
 """
 from __future__ import annotations
 
@@ -294,12 +296,13 @@ class _Threads:
     """Pin torch and NumPy's BLAS to the same thread count for the run."""
 
     def __init__(self, n: int | None, torch_needed: bool):
-        self.n, self.torch_needed, self.limiter = n, torch_needed, None
+        self.n, self.torch_needed, self.limiter, self.torch_before = n, torch_needed, None, None
 
     def __enter__(self) -> int:
         torch = _torch() if self.torch_needed else None
         n = self.n or (torch.get_num_threads() if torch else os.cpu_count() or 1)
         if torch:
+            self.torch_before = torch.get_num_threads()
             torch.set_num_threads(n)
         try:
             from threadpoolctl import threadpool_limits
@@ -311,6 +314,8 @@ class _Threads:
     def __exit__(self, *exc: Any) -> None:
         if self.limiter is not None:
             self.limiter.unregister()
+        if self.torch_before is not None:
+            _torch().set_num_threads(self.torch_before)
 
 
 def _progress(total: int, desc: str, enabled: bool):
