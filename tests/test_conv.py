@@ -135,16 +135,18 @@ def test_naive_checks_arguments_like_the_fast_op():
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_chunked_threaded_path_matches_torch(monkeypatch, nd, transposed):
+@pytest.mark.parametrize("stride", [1, 2])     # stride 1: the flipped-kernel route for dx
+def test_chunked_threaded_path_matches_torch(monkeypatch, nd, transposed, stride):
     monkeypatch.setattr(conv_impl, "WORKSPACE_BYTES", 2048)      # many small chunks
     monkeypatch.setattr(conv_impl, "PARALLEL_MIN", 0)            # on the thread pool
+    monkeypatch.setattr(conv_impl, "_THREADS", 2)
     rng = np.random.default_rng(nd)
     size = (9, 7, 5)[nd - 1]
     x = rng.standard_normal((7, 4, *(size,) * nd))
-    w = rng.standard_normal((4, 3, *(3,) * nd) if transposed else (6, 2, *(3,) * nd))
-    b = rng.standard_normal(6 if transposed else 6)
+    w = rng.standard_normal((4, 3, *(3,) * nd) if transposed else (4, 2, *(3,) * nd))
+    b = rng.standard_normal(6 if transposed else 4)
     name = f"conv_transpose{nd}d" if transposed else f"conv{nd}d"
-    kw = dict(stride=2, padding=1, groups=2, dilation=1)
+    kw = dict(stride=stride, padding=1, groups=2, dilation=2 if stride == 1 else 1)
     if transposed:
         kw["output_padding"] = 1
     y, pb = scratchnn.vjp(getattr(F, name), x, w, b, **kw)

@@ -28,14 +28,17 @@ clipped to the real input (``_window.clipped_offset_slices``) and the column ent
 into padding are zeros.
 
 Speed: the batch is processed in chunks whose column buffer is a reused per-thread workspace
-(≈ ``WORKSPACE_BYTES``) rather than a fresh ``N·C·K·L`` temporary; chunks run on a small thread
-pool, so one chunk's im2col/col2im (NumPy copies, which release the GIL) overlaps another
-chunk's matrix product. All arithmetic stays in the input's dtype.
+(≈ ``WORKSPACE_BYTES``) rather than a fresh ``N·C·K·L`` temporary (memory stays at torch's
+level); the matrix products run on NumPy's BLAS threads; with stride 1 a transposed convolution
+is computed as a correlation with the flipped kernel (im2col + GEMM, no col2im) whenever that
+reads fewer columns (``_flipped``); an inner dimension of 1 is an outer product by broadcasting.
+Optionally (``_THREADS = 2``) chunks run on a small thread pool, overlapping one chunk's copies
+(NumPy releases the GIL) with another's matrix product. All arithmetic stays in the input's
+dtype.
 """
 from __future__ import annotations
 
 import math
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple, Sequence
@@ -55,7 +58,11 @@ __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
 
 WORKSPACE_BYTES = 8 << 20          # column buffer per thread; sets the batch chunk size
 PARALLEL_MIN = 1 << 18             # column elements below which chunks run on the caller
-_THREADS = max(1, min(2, os.cpu_count() or 1))
+# Chunks run on the calling thread by default: the matrix products already use both cores
+# (NumPy's BLAS), and measured side by side with torch on 2 cores a pool of 2 was no faster
+# (slower once other processes compete: BLAS's and our threads then fight for the cores).
+# Set to 2 to overlap one chunk's im2col/col2im with another's matrix product.
+_THREADS = 1
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _local = threading.local()
@@ -234,6 +241,45 @@ def _weight_grad(y: Array, cols4: Array) -> Array:
     return np.matmul(y4, cols4.transpose(0, 1, 3, 2)).sum(axis=0)
 
 
+def _flipped(w: Array, g: _Geometry, cy: int, cx: int) -> tuple[Array, _Geometry] | None:
+    """For stride 1, scattering back through W (a transposed convolution, y side -> x side) is
+    a plain correlation of the y side with W **flipped in space and transposed per group**,
+    padded by dil·(k − 1) − lo:
+
+        x[c, p] = Σ_{o_c, κ} W[o_c, c, κ] · y[o_c, p + lo − κ·dil]
+                = Σ_{o_c, κ'} W[o_c, c, K−1−κ'] · y_pad[o_c, p + κ'·dil]     (κ' = K−1−κ)
+
+    im2col + GEMM then replaces GEMM + col2im: cheaper when the y side has no more channels
+    than the x side (the columns are Cy·K per position instead of Cx·K, and a copy replaces a
+    read-modify-write). Returns (W' as (G, Cx/G, Cy/G·K) matrices, its geometry) or None when
+    the scatter is the better (or the only: stride > 1) way."""
+    if any(s != 1 for s in g.stride) or cy > cx:
+        return None
+    G, d = g.groups, len(g.kernel)
+    wf = w.reshape(G, w.shape[0] // G, w.shape[1], *g.kernel).swapaxes(1, 2)
+    wf = wf[(Ellipsis, *[slice(None, None, -1)] * d)]            # flip every spatial axis
+    wf = wf.reshape(G * w.shape[1], w.shape[0] // G, *g.kernel)  # (Cx, Cy/G, *k)
+    span = [di * (ki - 1) for di, ki in zip(g.dilation, g.kernel)]
+    pads = tuple((sp - lo, sp - hi) for sp, lo, hi in zip(span, g.lo, g.hi))
+    gf = _geometry(G, g.kernel, g.stride, g.dilation, pads, g.out, g.size)
+    return _grouped(wf, gf), gf
+
+
+def _transposed_conv(y: Array, w: Array, g: _Geometry, x: Array, bias: Array | None,
+                     flip: tuple[Array, _Geometry] | None) -> None:
+    """x = col2im(Wᵀ @ y) (+ b) over the whole batch, by the cheaper of the two routes.
+
+    Shapes: y (N, Cy, *O) -> x (N, Cx, *S), which must start at zero."""
+    if flip is None:
+        w3 = _grouped(w, g)
+        _run_chunks(y.shape[0], x.shape[1] * g.K * g.L, x.itemsize,
+                    lambda n0, n1: _scatter(y[n0:n1], w3, g, x[n0:n1], bias))
+    else:
+        wf3, gf = flip
+        _run_chunks(y.shape[0], y.shape[1] * gf.K * gf.L, x.itemsize,
+                    lambda n0, n1: _correlate(y[n0:n1], wf3, gf, x[n0:n1], bias))
+
+
 # ---------------------------------------------------------------------------------------------
 # argument checking (shared by conv and conv_transpose)
 # ---------------------------------------------------------------------------------------------
@@ -361,16 +407,21 @@ def conv_backward(ctx: ConvCtx, dy: Array) -> tuple[Array, Array, Array | None]:
     w3 = _grouped(w, g)
     dx = np.zeros(x.shape, x.dtype)                                  # (N, C_in, *S)
 
+    flip = _flipped(w, g, dy.shape[1], x.shape[1])
+
     def step(n0: int, n1: int) -> Array:
         B = n1 - n0
         cols = _workspace((B, x.shape[1], g.K) + g.out, x.dtype)
         _im2col(x[n0:n1], g, cols)                                   # (B, C_in, K, *O)
         cols4 = cols.reshape(B, g.groups, -1, g.L)
         dw = _weight_grad(dy[n0:n1], cols4)                          # (G, C_out/G, C_in/G·K)
-        _scatter(dy[n0:n1], w3, g, dx[n0:n1], None)                  # reuses the workspace
+        if flip is None:
+            _scatter(dy[n0:n1], w3, g, dx[n0:n1], None)              # reuses the workspace
         return dw
 
     parts = _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize, step)
+    if flip is not None:                                             # dx = W_flip ⋆ dy
+        _transposed_conv(dy, w, g, dx, None, flip)
     dw = _sum(parts, w.shape, w.dtype)
     db = _bias_grad(dy) if ctx.has_bias else None                    # (C_out,)
     return (dx[0] if ctx.unbatched else dx), dw, db
@@ -453,9 +504,7 @@ def conv_transpose_forward(input: Array, weight: Array, bias: Array | None = Non
                                            output_padding, groups, dilation)
     y = np.zeros((x.shape[0], weight.shape[1] * g.groups) + g.size, x.dtype)   # (N, C_out, *O)
     xc = np.ascontiguousarray(x)
-    w3 = _grouped(weight, g)                                         # (G, C_in/G, C_out/G·K)
-    _run_chunks(x.shape[0], y.shape[1] * g.K * g.L, x.itemsize,
-                lambda n0, n1: _scatter(xc[n0:n1], w3, g, y[n0:n1], bias))
+    _transposed_conv(xc, weight, g, y, bias, _flipped(weight, g, xc.shape[1], y.shape[1]))
     ctx = ConvTransposeCtx(xc, weight, g, bias is not None, unbatched)
     return (y[0] if unbatched else y), ctx
 
