@@ -293,10 +293,13 @@ def load_data(spec: str, dtype) -> Dataset:
 
 
 class _Threads:
-    """Pin torch and NumPy's BLAS to the same thread count for the run."""
+    """Pin torch, NumPy's BLAS and scratchnn's convolution worker pool (sized at import,
+    ``scratchnn.functional.conv._THREADS``; no public setting yet) to the same thread count
+    for the run; everything is restored afterwards."""
 
     def __init__(self, n: int | None, torch_needed: bool):
         self.n, self.torch_needed, self.limiter, self.torch_before = n, torch_needed, None, None
+        self.conv_before = None
 
     def __enter__(self) -> int:
         torch = _torch() if self.torch_needed else None
@@ -309,6 +312,10 @@ class _Threads:
             self.limiter = threadpool_limits(n, user_api="blas")
         except ImportError:          # the ratio then rests on OPENBLAS_NUM_THREADS
             pass
+        conv = sys.modules.get("scratchnn.functional.conv")
+        if conv is not None and isinstance(getattr(conv, "_THREADS", None), int):
+            self.conv_before = conv._THREADS
+            conv._THREADS = min(conv._THREADS, n)
         return n
 
     def __exit__(self, *exc: Any) -> None:
@@ -316,6 +323,8 @@ class _Threads:
             self.limiter.unregister()
         if self.torch_before is not None:
             _torch().set_num_threads(self.torch_before)
+        if self.conv_before is not None:
+            sys.modules["scratchnn.functional.conv"]._THREADS = self.conv_before
 
 
 def _progress(total: int, desc: str, enabled: bool):

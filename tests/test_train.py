@@ -143,3 +143,13 @@ def test_cli_on_an_mnist_format_directory(tmp_path):
                   "--batch-size", "16", "--no-progress"])
     assert res["image_hw"] == [10, 10] and res["steps"] == 5            # ⌈70 / 16⌉
     assert res["test_size"] == 20 and res["max_rel_loss_diff"] < 1e-9
+
+
+def test_threads_pin_every_pool_and_restore():
+    import scratchnn.functional.conv as conv
+    from threadpoolctl import threadpool_info
+    before = (torch.get_num_threads(), conv._THREADS)
+    with T._Threads(1, torch_needed=True) as n:
+        assert n == 1 and torch.get_num_threads() == 1 and conv._THREADS == 1
+        assert all(d["num_threads"] == 1 for d in threadpool_info() if d["user_api"] == "blas")
+    assert (torch.get_num_threads(), conv._THREADS) == before
