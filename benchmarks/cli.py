@@ -57,6 +57,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                                               "--quick 1)")
     p.add_argument("--min-time", type=float, default=None,
                    help="seconds one timed sample lasts at least (default 0.05, --quick 0.02)")
+    p.add_argument("--settle", type=float, default=0.2,
+                   help="seconds to sleep whenever the timed side changes, so that neither side "
+                        "runs while the other's BLAS/OpenMP threads still spin (default 0.2)")
     p.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
                    help="cProfile scratchnn's forward+backward for cases that miss their "
                         "target (default), every case, or none")
@@ -120,7 +123,7 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
             res = compare({s: pair[idx] for s, pair in sides.items()},
                           repeats=cfg["repeats"], warmup=cfg["warmup"],
                           min_time=cfg["min_time"], budget=cfg["budget"],
-                          min_repeats=min(3, cfg["repeats"]))
+                          min_repeats=min(3, cfg["repeats"]), settle=cfg["settle"])
             times[mode] = {s: stats(smp, num) for s, (smp, num) in res.items()}
             med, q1, q3 = paired_ratio(res["scratchnn"][0], res["torch"][0])
             ratio[mode] = {"median": med, "q1": q1, "q3": q3}
@@ -189,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "warmup": args.warmup if args.warmup is not None else (1 if quick else 2),
            "min_time": args.min_time if args.min_time is not None else
            (0.02 if quick else 0.05),
-           "budget": 3.0 if quick else 15.0, "profile": args.profile,
+           "budget": 3.0 if quick else 15.0, "profile": args.profile, "settle": args.settle,
            "profile_time": 0.25 if quick else 0.5}
     os.makedirs(args.out, exist_ok=True)
 

@@ -9,6 +9,13 @@ One *sample* runs the callable ``number`` times back to back and divides (as ``t
 with ``number`` calibrated once per side so that a sample lasts at least ``min_time`` seconds;
 the garbage collector is off during a sample. Before sampling, every side is warmed up (first
 calls pay for BLAS thread start-up, allocator growth, torch's dispatcher caches).
+
+Why a pause between sides: after a call, OpenBLAS's worker threads keep spinning for ~0.1 s
+before they sleep (and OpenMP's may too). Timed right after a NumPy GEMM, torch's linear
+forward+backward at 2 threads measured 22 ms instead of 8 ms on this machine — its threads were
+fighting spinning OpenBLAS threads for the two cores. So whenever the side changes, ``compare``
+first sleeps ``settle`` seconds (default 0.2 s, where the effect had vanished), and neither
+side pays for the other's idle threads.
 """
 from __future__ import annotations
 
@@ -69,13 +76,14 @@ def _sample(fn: Callable[[], object], number: int) -> float:
 
 
 def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 1,
-            min_time: float = 0.02, budget: float = 30.0, min_repeats: int = 3
-            ) -> dict[str, tuple[list[float], int]]:
+            min_time: float = 0.02, budget: float = 30.0, min_repeats: int = 3,
+            settle: float = 0.2) -> dict[str, tuple[list[float], int]]:
     """Time each callable in ``fns``, interleaved; return ``{side: (samples, number)}``.
 
     ``warmup`` untimed calls per side (at least one: it also estimates the time per call);
     ``repeats`` samples per side, reduced (never below ``min_repeats``) when the estimate says
-    the case would take longer than ``budget`` seconds in all.
+    the case would take longer than ``budget`` seconds in all; ``settle`` seconds of sleep
+    whenever the side changes (see the module docstring).
     """
     names = list(fns)
     per_call: dict[str, float] = {}
@@ -91,8 +99,12 @@ def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int =
         repeats = max(min_repeats, int(budget / max(one_round, 1e-9)))
     samples: dict[str, list[float]] = {n: [] for n in names}
     gc.collect()
+    last = None
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]        # ABBA: no side always goes first
         for name in order:
+            if name != last and settle > 0:
+                time.sleep(settle)                          # let the other side's threads idle
             samples[name].append(_sample(fns[name], number[name]))
+            last = name
     return {n: (samples[n], number[n]) for n in names}

@@ -24,6 +24,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def test_quick_run_writes_results_report_and_plot(tmp_path, capsys):
     out = tmp_path / "bench"
     status = main(["--ops", "linear,relu", "--quick", "--repeats", "1", "--warmup", "1",
+                   "--settle", "0",
                    "--min-time", "0", "--threads", "1", "--profile", "all", "--out", str(out)])
     assert status == 0
     res = json.loads((out / "results.json").read_text())
