@@ -83,12 +83,25 @@ def _list(selected: list[cases_mod.Case]) -> str:
 
 @contextlib.contextmanager
 def _scratchnn_threads(n: int):
-    """Limit scratchnn's own worker threads to ``n`` for the run (restored afterwards).
+    """Limit scratchnn's own worker threads to ``n`` for the run (restored afterwards):
+    ``scratchnn.set_num_threads`` and the convolution's batch-chunk pool.
 
     scratchnn's convolution runs batch chunks on a small thread pool sized at import
     (``scratchnn.functional.conv._THREADS``, no public setting yet); at ``--threads 1`` it must
     not use two cores while torch uses one. Yields the thread count in effect (None: no pool).
     """
+    import scratchnn
+    before = scratchnn.get_num_threads()
+    scratchnn.set_num_threads(n)            # scratchnn's own chunked elementwise loops
+    try:
+        with _conv_threads(n) as own:
+            yield own
+    finally:
+        scratchnn.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _conv_threads(n: int):
     try:
         conv = importlib.import_module("scratchnn.functional.conv")
     except Exception:                       # a broken conv module fails its own cases later

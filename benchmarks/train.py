@@ -312,6 +312,8 @@ class _Threads:
             self.limiter = threadpool_limits(n, user_api="blas")
         except ImportError:          # the ratio then rests on OPENBLAS_NUM_THREADS
             pass
+        self.scratchnn_before = snn.get_num_threads()
+        snn.set_num_threads(n)
         conv = sys.modules.get("scratchnn.functional.conv")
         if conv is not None and isinstance(getattr(conv, "_THREADS", None), int):
             self.conv_before = conv._THREADS
@@ -323,6 +325,7 @@ class _Threads:
             self.limiter.unregister()
         if self.torch_before is not None:
             _torch().set_num_threads(self.torch_before)
+        snn.set_num_threads(self.scratchnn_before)
         if self.conv_before is not None:
             sys.modules["scratchnn.functional.conv"]._THREADS = self.conv_before
 

@@ -12,8 +12,10 @@ in ``tests/`` (see ``reference/``). The library needs only NumPy.
 from . import data, functional, nn, optim
 from .autodiff import defop, is_op, vjp
 from .gradcheck import GradcheckError, gradcheck
+from .parallel import get_num_threads, set_num_threads
 from .random import default_generator, manual_seed
 
 __version__ = "0.1.0"
 __all__ = ["functional", "nn", "optim", "data", "vjp", "defop", "is_op", "gradcheck", "GradcheckError",
-           "manual_seed", "default_generator", "__version__"]
+           "manual_seed", "default_generator", "set_num_threads", "get_num_threads",
+           "__version__"]

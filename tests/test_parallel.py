@@ -1,0 +1,43 @@
+"""scratchnn.parallel: the thread setting and chunked elementwise evaluation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scratchnn.functional as F
+from scratchnn import parallel
+
+
+@pytest.fixture
+def threads():
+    before = parallel.get_num_threads()
+    yield
+    parallel.set_num_threads(before)
+
+
+def test_chunked_is_bit_identical_to_one_call(threads):
+    x = np.random.default_rng(0).standard_normal(parallel.MIN_PARALLEL * 7 + 7).astype(np.float32)
+    parallel.set_num_threads(1)
+    one = F.sigmoid(x)
+    for n in (2, 3):
+        parallel.set_num_threads(n)
+        np.testing.assert_array_equal(F.sigmoid(x), one)
+        np.testing.assert_array_equal(F.sigmoid(x.reshape(7, -1)[:, ::2]),
+                                      one.reshape(7, -1)[:, ::2])     # non-contiguous path
+
+
+def test_chunked_writes_every_chunk(threads):
+    parallel.set_num_threads(3)
+    x = np.arange(parallel.MIN_PARALLEL * 2, dtype=np.float64).reshape(4, -1)
+    out = np.full_like(x, np.nan)
+    parallel.chunked(np.negative, x, out=out)
+    np.testing.assert_array_equal(out, -x)
+
+
+def test_set_num_threads_validates(threads):
+    with pytest.raises(ValueError, match=r"set_num_threads\(\): parameter 'n'"):
+        parallel.set_num_threads(0)
+    with pytest.raises(TypeError, match="'n'"):
+        parallel.set_num_threads(2.0)
+    parallel.set_num_threads(2)
+    assert parallel.get_num_threads() == 2
