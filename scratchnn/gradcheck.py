@@ -19,7 +19,8 @@ Finite differences give the same numbers one element at a time::
   the projected gradient, plus ``n_directions`` random directions ``v``:
   ``⟨∂L/∂x, v⟩ ≈ (L(x + εv) − L(x − εv)) / 2ε``.
 
-Everything runs in float64 (float32 inputs are copied up). A mismatch raises
+Everything runs in float64 (float32 inputs are copied up). Output elements that are not finite
+at the given inputs (a NaN mean over an empty batch, say) have no derivative and are skipped. A mismatch raises
 :class:`GradcheckError` naming the input (by parameter name), the element and both values.
 Keyword arguments are passed through unchanged (a ``generator=`` is copied afresh for every
 evaluation, so dropout-style ops see the same mask each time).
@@ -88,10 +89,13 @@ def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
 
     out0 = run(args)
     outs = _flat_outputs(out0)
-    us = [rng.standard_normal(o.shape) for o in outs]
+    finite = [np.isfinite(o) for o in outs]   # NaN/inf outputs (a mean over nothing) have no
+    # derivative: they get no weight in the projection
+    us = [np.asarray(rng.standard_normal(o.shape) * m) for o, m in zip(outs, finite)]
 
     def loss(a: list) -> float:
-        return float(sum(np.vdot(u, o) for u, o in zip(us, _flat_outputs(run(a)))))
+        return float(sum(np.vdot(u, np.where(m, o, 0.0))
+                         for u, m, o in zip(us, finite, _flat_outputs(run(a)))))
 
     _, pullback = vjp(f, *args, **copy.deepcopy(kwargs))
     grads = pullback(_structure_like(out0, us))
@@ -129,7 +133,10 @@ def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
                 j = int(np.searchsorted(offsets, r, side="right") - 1)
                 where = _idx(r - offsets[j], outs[j].shape)
                 return f"[{j}]{list(where)}" if len(outs) > 1 else str(list(where))
+            checkable = np.concatenate([m.ravel() for m in finite] or [np.zeros(0, bool)])
             for r in range(n_out):
+                if not checkable[r]:
+                    continue
                 basis = [np.zeros(o.shape) for o in outs]
                 j = int(np.searchsorted(offsets, r, side="right") - 1)
                 basis[j].flat[r - offsets[j]] = 1.0

@@ -20,8 +20,8 @@ _common = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.filter_too_much])
 settings.register_profile("dev", max_examples=10, **_common)
-settings.register_profile("ci", max_examples=12, derandomize=True, database=None, **_common)
-settings.register_profile("thorough", max_examples=120, **_common)
+settings.register_profile("ci", max_examples=30, derandomize=True, database=None, **_common)
+settings.register_profile("thorough", max_examples=300, **_common)
 _default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 

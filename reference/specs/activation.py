@@ -102,8 +102,11 @@ elementwise("leaky_relu", F.leaky_relu, TF.leaky_relu,
 elementwise("elu", F.elu, TF.elu, unary_cases(alpha=opt(alphas), **INPLACE), inplace=True,
             bad={"alpha": "a"})
 elementwise("selu", F.selu, TF.selu, unary_cases(**INPLACE), inplace=True)
+# torch's celu backward uses 1/α rounded to float32 even in float64, so its gradient
+# e^{x/α} carries a relative error of up to ~6e-8·|x/α| (|x/α| reaches ~30 here); scratchnn keeps
+# the exact 1/α, so float64 gradients are compared at rtol 5e-6 instead of 1e-7.
 elementwise("celu", F.celu, TF.celu, unary_cases(alpha=opt(celu_alphas), **INPLACE),
-            inplace=True, bad={"alpha": 0.0})
+            inplace=True, bad={"alpha": 0.0}, tol={"float64": (5e-6, 1e-7)})
 elementwise("gelu", F.gelu, TF.gelu,
             unary_cases(scale=4.0, approximate=opt(st.sampled_from(["none", "tanh"]))),
             kinked=False, bad={"approximate": "foo"})

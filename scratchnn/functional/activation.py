@@ -56,8 +56,10 @@ def _mask_grad(dy: Array, mask: Array) -> Array:
     A multiply turns an infinite or NaN dy under a zero mask into NaN, where torch (and
     np.where) give 0; that rare case falls back to np.where.
     """
-    dx = np.multiply(dy, mask, dtype=dy.dtype)
-    if not np.isfinite(np.sum(dx)):              # one cheap reduction detects any inf/NaN
+    with np.errstate(invalid="ignore", over="ignore"):       # inf·0 is handled just below
+        dx = np.multiply(dy, mask, dtype=dy.dtype)
+        finite = np.isfinite(np.sum(dx))
+    if not finite:              # one cheap reduction detects any inf/NaN
         return np.where(mask, dy, 0)
     return dx
 
