@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_float_dtype, check_int
 from .idx import read_mnist_dir
 
 __all__ = ["Dataset", "normalize", "load_mnist_dir", "load_fashion_mnist", "load_digits",
@@ -58,11 +58,8 @@ class Dataset(NamedTuple):
         return int(max(self.y_train.max(initial=-1), self.y_test.max(initial=-1))) + 1
 
 
-def _dtype(fn: str, dtype) -> np.dtype:
-    d = np.dtype(dtype)
-    if d not in (np.float32, np.float64):
-        raise TypeError(f"{fn}(): parameter 'dtype' must be float32 or float64, got {d}")
-    return d
+def _dtype(fn: str, dtype: Any) -> np.dtype:
+    return check_float_dtype(fn, "dtype", dtype, default=np.float32)
 
 
 def normalize(images: np.ndarray, scale: float, mean: float, std: float,

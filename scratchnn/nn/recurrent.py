@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from .._validate import check_array, check_bool, check_choice, check_float, check_int
+from .._validate import (check_array, check_bool, check_choice, check_float, check_float_dtype,
+                         check_int)
 from ..autodiff import vjp
 from ..functional.recurrent import check_lengths
 from ..random import get_generator
@@ -45,10 +46,7 @@ _CELL_OPS = {"RNN_TANH": F.rnn_tanh_cell, "RNN_RELU": F.rnn_relu_cell,
 
 
 def _dtype(fn: str, dtype: Any) -> np.dtype:
-    dt = np.dtype(np.float32 if dtype is None else dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"{fn}(): parameter 'dtype' must be float32 or float64, got {dt}")
-    return dt
+    return check_float_dtype(fn, "dtype", dtype, default=np.float32)
 
 
 def _reset(module: Module, hidden_size: int, generator: Any) -> None:
