@@ -159,6 +159,104 @@ def test_chunked_threaded_path_matches_torch(monkeypatch, nd, transposed, stride
         np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
+# ---------------------------------------------------------------------------------------------
+# the two engines: im2col + GEMM and the shifted GEMM (implicit im2col), each forced
+# ---------------------------------------------------------------------------------------------
+def _vs_torch(name: str, args: tuple, kw: dict, rng, tol: float = 1e-10) -> None:
+    """ours (value and every gradient) against torch for one op call (float64)."""
+    y, pb = scratchnn.vjp(getattr(F, name), *args, **kw)
+    dy = rng.standard_normal(y.shape)
+    ts = [None if a is None else _t(a, True) for a in args]
+    ty = getattr(TF, name)(*ts, **kw)
+    ty.backward(_t(dy))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=tol, atol=tol)
+    for ours, t in zip(pb(dy), ts):
+        if t is not None:
+            np.testing.assert_allclose(ours, t.grad.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("route", ["shifted", "im2col"])
+@settings(max_examples=examples(2))
+@given(G=geometries(), seed=seeds, bias=st.booleans())
+def test_each_route_matches_torch(route, G, seed, bias):
+    """Every geometry (1-3 d, stride, dilation, groups, batch 0) on each engine, both ops."""
+    rng = np.random.default_rng(seed)
+    nd = G["nd"]
+    x = rng.standard_normal((G["n"], G["cin"], *G["size"]))
+    w = rng.standard_normal((G["cout"], G["cin"] // G["g"], *G["k"]))
+    b = rng.standard_normal(G["cout"]) if bias else None
+    kw = dict(stride=G["s"], padding=G["p"], dilation=G["dil"], groups=G["g"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conv_impl, "_ROUTE", route)
+        mp.setattr(conv_impl, "SHIFTED_BLOCK_BYTES", 64)        # several column blocks
+        mp.setattr(conv_impl, "WORKSPACE_BYTES", 256)
+        _vs_torch(f"conv{nd}d", (x, w, b), kw, rng)
+        y_shape = F.__dict__[f"conv{nd}d"](x, w, **kw).shape
+        xt = rng.standard_normal((G["n"], G["cout"], *y_shape[2:]))
+        bt = rng.standard_normal(G["cin"]) if bias else None
+        kwt = dict(kw, output_padding=_output_padding(G, y_shape[2:]))
+        _vs_torch(f"conv_transpose{nd}d", (xt, w, bt), kwt, rng)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 4, 7, 6), k=(2, 4), padding="same", dilation=(2, 1), groups=2),  # asymmetric
+    dict(shape=(4, 7, 6), k=(3, 3), padding=2, dilation=1, groups=1),               # unbatched
+    dict(shape=(0, 4, 5, 5), k=(3, 3), padding=1, dilation=1, groups=1),            # batch 0
+    dict(shape=(3, 4, 9, 8), k=(3, 2), padding=(1, 0), dilation=(2, 3), groups=4, stride=2),
+])
+def test_shifted_route_matches_naive(monkeypatch, transposed, case):
+    """The shifted GEMM against the loop-based edition, on the awkward cases."""
+    monkeypatch.setattr(conv_impl, "_ROUTE", "shifted")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(case["shape"])
+    G, cin = case["groups"], case["shape"][-3]
+    stride = case.get("stride", 1)
+    w = rng.standard_normal((6 if G != 4 else 8, cin // G, *case["k"]))
+    b = rng.standard_normal(w.shape[0])
+    if not transposed:
+        args = (x, w, b, stride, case["padding"], case["dilation"], G)
+        y, pb = scratchnn.vjp(F.conv2d, *args)
+        yn, pbn = scratchnn.vjp(conv2d_naive, *args)
+    else:
+        if case["padding"] == "same":
+            return                                  # transposed convolutions take no 'same'
+        xt = rng.standard_normal(x.shape[:-3] + (w.shape[0],) + x.shape[-2:])
+        args = (xt, w, rng.standard_normal(w.shape[1] * G), stride, case["padding"], 0, G,
+                case["dilation"])
+        y, pb = scratchnn.vjp(F.conv_transpose2d, *args)
+        yn, pbn = scratchnn.vjp(conv_transpose2d_naive, *args)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(y, yn, rtol=1e-10, atol=1e-10)
+    for a, e in zip(pb(dy)[:3], pbn(dy)[:3]):                  # x, W, b
+        np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
+
+
+def test_route_choice_and_float32():
+    """Wide layers take the shifted GEMM, a one-channel first layer stays on im2col; both
+    keep float32 and agree with each other (and the shifted route leaves its input alone)."""
+    rng = np.random.default_rng(0)
+    _, g, _ = conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 8, 8)),
+                                   np.zeros((32, 32, 3, 3)), None, 1, 1, 1, 1)
+    assert conv_impl._use_shifted(g, 32, 32) and not conv_impl._use_shifted(g, 1, 32)
+    x = rng.standard_normal((3, 32, 9, 9), dtype=np.float32)
+    w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32) * 0.1
+    keep = x.copy(), w.copy()
+    res = {}
+    for route in ("shifted", "im2col"):
+        conv_impl._ROUTE = route
+        try:
+            y, pb = scratchnn.vjp(F.conv2d, x, w, None, 2, 1)
+            res[route] = (y, *pb(np.ones_like(y))[:2])
+        finally:
+            conv_impl._ROUTE = None
+        assert all(a.dtype == np.float32 for a in res[route])
+    np.testing.assert_array_equal(x, keep[0])
+    np.testing.assert_array_equal(w, keep[1])
+    for a, e in zip(res["shifted"], res["im2col"]):
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-3)
+
+
 def test_repeated_calls_do_not_share_workspace_memory():
     """Outputs and gradients are fresh arrays: a later call (reusing the workspace) must not
     change an earlier result."""
