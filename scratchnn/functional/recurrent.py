@@ -395,6 +395,17 @@ def _transposed(w: Array) -> Array:
     return np.ascontiguousarray(w.T)
 
 
+def _step_out(B: int, cols: int, dtype) -> Array:
+    """A (B, cols) buffer in column-major order for a per-step GEMM's result.
+
+    The recurrent GEMMs are short and wide (B = 32 rows against 4H = 1024 columns). Written
+    column-major, i.e. as the (cols, B) product W hᵀ, OpenBLAS (SkylakeX kernels) runs them
+    1.5–1.8× faster than into a row-major (B, cols) result: h (32, 256) @ W_hhᵀ with W_hh
+    (1024, 256) C-contiguous, 150 µs → 84 µs on one thread, 85 µs → 44 µs on two. Rows
+    ``[:n]`` of it are still a valid BLAS output (leading dimension B)."""
+    return np.empty((B, cols), dtype, order="F")
+
+
 def _bias_sum(b_ih: Array | None, b_hh: Array | None) -> Array | None:
     if b_ih is None:
         return b_hh
@@ -588,12 +599,12 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
     first = sched.states(sched.order[0])[0]
     S[first] = sched.sort(_zeros_state(h0, B, P, dt), 0)
     C[first] = sched.sort(_zeros_state(c0, B, H, dt), 0)
-    WhhT, H3 = _transposed(Whh), 3 * H
+    gh, H3 = _step_out(B, 4 * H, dt), 3 * H
     ig = np.empty((B, H), dt)
     for t in sched.order:                                                 # one time step:
         p, q, n = *sched.states(t), sched.sizes[t]
         a = A[t, :n]                                                      # (n, 4H)
-        a += S[p, :n] @ WhhT                                              # pre-activations
+        a += np.matmul(S[p, :n], Whh.T, out=gh[:n])                       # pre-activations
         _sigmoid_(a[:, :H3])                                              # i, f, o
         np.tanh(a[:, H3:], out=a[:, H3:])                                 # g
         i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:H3], a[:, H3:]
