@@ -552,11 +552,11 @@ def _ifog(H: int) -> Array:
 class LSTMLayerCtx(NamedTuple):
     sched: Schedule
     x: Array                      # (T, B, I) input, rows sorted
-    A: Array                      # (T, B, 4H) activated gates i, f, o, g per step
+    A: Array                      # (T, 4H, B) activated gates i, f, o, g per step (columns)
     S: Array                      # (T+1, B, P) h states (P = proj_size or H)
-    C: Array                      # (T+1, B, H) cell states
-    TC: Array                     # (T, B, H) tanh(c_t)
-    R: Array | None               # (T, B, H) o ⊙ tanh(c_t) before the projection (proj only)
+    C: Array                      # (T+1, H, B) cell states (columns)
+    TC: Array                     # (T, H, B) tanh(c_t) (columns)
+    R: Array | None               # (T, H, B) o ⊙ tanh(c_t) before the projection (proj only)
     w_ih: Array                   # (4H, I) rows i, f, o, g
     w_hh: Array                   # (4H, P) rows i, f, o, g
     w_hr: Array | None
@@ -564,6 +564,23 @@ class LSTMLayerCtx(NamedTuple):
     has_c0: bool
     has_b_ih: bool
     has_b_hh: bool
+
+
+def _columns(a: Array) -> Array:
+    """(T, B, F) -> (T, F, B) C-contiguous: each step's rows as columns (one copy)."""
+    return np.ascontiguousarray(a.swapaxes(-1, -2))
+
+
+def _seq_grads_columns(sched: Schedule, dA: Array, X: Array, S: Array, w_ih: Array) -> tuple:
+    """``_seq_grads`` for gate gradients saved in column layout, dA (T, G·H, B): one copy makes
+    them the (G·H, T·B) matrix D (steps side by side), then dx = Dᵀ W_ih, dW_ih = D X,
+    dW_hh = D h_prev and db = Σ D, one GEMM each, as fast as from rows."""
+    T, GH, B = dA.shape
+    D = np.ascontiguousarray(dA.transpose(1, 0, 2)).reshape(GH, T * B)   # (G·H, T·B)
+    prev = sched.before(S)                                                # h_{t−1}, time order
+    dx = (D.T @ w_ih).reshape(X.shape)
+    return (dx, D @ X.reshape(T * B, X.shape[2]), D @ prev.reshape(T * B, prev.shape[2]),
+            D.sum(1))
 
 
 def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: Array,
@@ -575,6 +592,12 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
         i, f, o = σ(·),  g = tanh(·)
         c_t = f ⊙ c_{t−1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)   (projection: h_t = (o ⊙ tanh c_t) W_hrᵀ)
     out_t = h_t; t runs T−1 … 0 with ``reverse=True``.
+
+    The loop works in column layout: a step's B sequences are the columns of (features, B)
+    arrays, so the step reads as the math ``a = W_hh h + (W_ih x + b)``, every gate is a
+    contiguous block of rows (one σ covers i, f, o) and the recurrent GEMM W_hh (4H, P) @ h
+    (P, B) is the product OpenBLAS runs fastest (see ``_step_out``). Only the h states are
+    turned back to rows (B, P), once, for the output and the weight gradients.
 
     Shapes:  x (T, B, I), h0 (B, P) / c0 (B, H) or None (zeros), W_ih (4H, I), W_hh (4H, P),
              b (4H), W_hr (P, H) or None (then P = H), lengths (B) ints in [1, T] or None
@@ -592,87 +615,92 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
     Wih, Whh = w_ih[ifog], w_hh[ifog]                                     # rows i, f, o, g
     b = _bias_sum(b_ih, b_hh)
     x = sched.sort(input, 1)
-    A = _project(x, Wih, None if b is None else b[ifog])                  # (T, B, 4H)
-    S, C = np.empty((T + 1, B, P), dt), np.empty((T + 1, B, H), dt)
-    TC = np.empty((T, B, H), dt)
-    R = np.empty((T, B, H), dt) if w_hr is not None else None
+    A = np.matmul(Wih, x.swapaxes(1, 2))                                  # (T, 4H, B): W_ih x_t
+    if b is not None:
+        A += b[ifog, None]
+    S, C = np.empty((T + 1, P, B), dt), np.empty((T + 1, H, B), dt)      # S: columns, for now
+    TC = np.empty((T, H, B), dt)
+    R = np.empty((T, H, B), dt) if w_hr is not None else None
     first = sched.states(sched.order[0])[0]
-    S[first] = sched.sort(_zeros_state(h0, B, P, dt), 0)
-    C[first] = sched.sort(_zeros_state(c0, B, H, dt), 0)
-    gh, H3 = _step_out(B, 4 * H, dt), 3 * H
-    ig = np.empty((B, H), dt)
+    S[first] = sched.sort(_zeros_state(h0, B, P, dt), 0).T
+    C[first] = sched.sort(_zeros_state(c0, B, H, dt), 0).T
+    gh, ig, H3 = np.empty((4 * H, B), dt), np.empty((H, B), dt), 3 * H
     for t in sched.order:                                                 # one time step:
         p, q, n = *sched.states(t), sched.sizes[t]
-        a = A[t, :n]                                                      # (n, 4H)
-        a += np.matmul(S[p, :n], Whh.T, out=gh[:n])                       # pre-activations
-        _sigmoid_(a[:, :H3])                                              # i, f, o
-        np.tanh(a[:, H3:], out=a[:, H3:])                                 # g
-        i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:H3], a[:, H3:]
-        c = np.multiply(f, C[p, :n], out=C[q, :n])
-        c += np.multiply(i, g, out=ig[:n])                                # c_t = f c + i g
-        tc = np.tanh(c, out=TC[t, :n])
+        a = A[t, :, :n]                                                   # (4H, n)
+        a += np.matmul(Whh, S[p, :, :n], out=gh[:, :n])                   # pre-activations
+        _sigmoid_(a[:H3])                                                 # i, f, o
+        np.tanh(a[H3:], out=a[H3:])                                       # g
+        i, f, o, g = a[:H], a[H:2 * H], a[2 * H:H3], a[H3:]
+        c = np.multiply(f, C[p, :, :n], out=C[q, :, :n])
+        c += np.multiply(i, g, out=ig[:, :n])                             # c_t = f c + i g
+        tc = np.tanh(c, out=TC[t, :, :n])
         if R is None:
-            np.multiply(o, tc, out=S[q, :n])                              # h_t = o tanh(c_t)
+            np.multiply(o, tc, out=S[q, :, :n])                           # h_t = o tanh(c_t)
         else:
-            np.matmul(np.multiply(o, tc, out=R[t, :n]), w_hr.T, out=S[q, :n])
-        if n < B:                                                         # inactive rows keep
-            S[q, n:], C[q, n:] = S[p, n:], C[p, n:]                       # their state
+            np.matmul(w_hr, np.multiply(o, tc, out=R[t, :, :n]), out=S[q, :, :n])
+        if n < B:                                                         # inactive columns
+            S[q, :, n:], C[q, :, n:] = S[p, :, n:], C[p, :, n:]           # keep their state
+    S = _columns(S)                                                       # (T+1, B, P) rows
     out, h_n = _outputs(sched, S)
-    c_n = sched.unsort(C[0] if reverse else C[-1], 0).copy()
+    c_n = sched.unsort((C[0] if reverse else C[-1]).T, 0).copy()
     return (out, h_n, c_n), LSTMLayerCtx(sched, x, A, S, C, TC, R, Wih, Whh, w_hr,
                                          h0 is not None, c0 is not None, b_ih is not None,
                                          b_hh is not None)
 
 
 def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) -> tuple:
-    """Backpropagation through time, last step first. One step t:
+    """Backpropagation through time, last step first. One step t (column layout, as the
+    forward: (features, B) arrays):
         dh_t = dout_t + (dh from step t+1)         (projection: keep dh_t for dW_hr, then
-                                                    dh_t ← dh_t W_hr)
+                                                    dh_t ← W_hrᵀ dh_t)
         dc_t = (dc from step t+1) + dh_t ⊙ o ⊙ (1 − tanh² c_t)
         di = dc_t ⊙ g,  df = dc_t ⊙ c_{t−1},  do = dh_t ⊙ tanh c_t,  dg = dc_t ⊙ i
         da_t = [di ⊙ i(1−i), df ⊙ f(1−f), do ⊙ o(1−o), dg ⊙ (1−g²)]    (rows i, f, o, g)
-        dh_{t−1} = da_t W_hh,   dc_{t−1} = dc_t ⊙ f
+        dh_{t−1} = W_hhᵀ da_t,   dc_{t−1} = dc_t ⊙ f
     then, once for all steps: dx, dW_ih, dW_hh, db as in rnn_layer_backward (rows swapped back
-    to i, f, g, o) and dW_hr = Σ_t dh_tᵀ (o ⊙ tanh c_t). Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
+    to i, f, g, o) and dW_hr = Σ_t dh_t (o ⊙ tanh c_t)ᵀ.
+    Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
     sched, A, S, C, TC, R = ctx.sched, ctx.A, ctx.S, ctx.C, ctx.TC, ctx.R
     dout, dh = _sorted_douts(sched, douts[0], douts[1])
-    dc = np.array(sched.sort(douts[2], 0), copy=True)
-    T, B, H = TC.shape
+    dout, dh = _columns(dout), np.ascontiguousarray(dh.T)                # (T, P, B), (P, B)
+    dc = np.array(sched.sort(douts[2], 0).T, order="C")                 # (H, B), a copy
+    T, H, B = TC.shape
     H2, H3 = 2 * H, 3 * H
-    dA = (np.zeros if sched.valid is not None else np.empty)((T, B, 4 * H), dout.dtype)
+    dA = (np.zeros if sched.valid is not None else np.empty)((T, 4 * H, B), dout.dtype)
     DH = np.zeros_like(dout) if R is not None else None                  # dh_t, for dW_hr
-    tmp = np.empty((B, H), dout.dtype)
+    tmp, W_hhT = np.empty((H, B), dout.dtype), np.ascontiguousarray(ctx.w_hh.T)   # (P, 4H)
     for t in reversed(sched.order):
         p, q, n = *sched.states(t), sched.sizes[t]
-        dh_t = dh[:n]
-        dh_t += dout[t, :n]
+        dh_t = dh[:, :n]
+        dh_t += dout[t, :, :n]
         if R is not None:
-            DH[t, :n] = dh_t
-            dh_t = dh_t @ ctx.w_hr                                        # through the projection
-        a, da, tc, dc_t = A[t, :n], dA[t, :n], TC[t, :n], dc[:n]
-        i, f, o, g = a[:, :H], a[:, H:H2], a[:, H2:H3], a[:, H3:]
-        np.multiply(tc, tc, out=tmp[:n])
-        np.subtract(1, tmp[:n], out=tmp[:n])
-        tmp[:n] *= o
-        tmp[:n] *= dh_t
-        dc_t += tmp[:n]                                                   # dc_t
-        np.multiply(dc_t, g, out=da[:, :H])                               # di
-        np.multiply(dc_t, C[p, :n], out=da[:, H:H2])                      # df
-        np.multiply(dh_t, tc, out=da[:, H2:H3])                           # do
-        np.multiply(dc_t, i, out=da[:, H3:])                              # dg
+            DH[t, :, :n] = dh_t
+            dh_t = ctx.w_hr.T @ dh_t                                      # through the projection
+        a, da, tc, dc_t, tm = A[t, :, :n], dA[t, :, :n], TC[t, :, :n], dc[:, :n], tmp[:, :n]
+        i, f, o, g = a[:H], a[H:H2], a[H2:H3], a[H3:]
+        np.multiply(tc, tc, out=tm)
+        np.subtract(1, tm, out=tm)
+        tm *= o
+        tm *= dh_t
+        dc_t += tm                                                        # dc_t
+        np.multiply(dc_t, g, out=da[:H])                                  # di
+        np.multiply(dc_t, C[p, :, :n], out=da[H:H2])                      # df
+        np.multiply(dh_t, tc, out=da[H2:H3])                              # do
+        np.multiply(dc_t, i, out=da[H3:])                                 # dg
         dc_t *= f                                                         # dc_{t−1}
-        s = a[:, :H3]
-        da[:, :H3] *= s
-        da[:, :H3] *= 1 - s                                               # through σ
-        da[:, H3:] *= 1 - g * g                                           # through tanh
-        np.matmul(da, ctx.w_hh, out=dh[:n])                               # dh_{t−1}
-    dx, dw_ih, dw_hh, db = _seq_grads(sched, dA, ctx.x, S, ctx.w_ih)
+        s = a[:H3]
+        da[:H3] *= s
+        da[:H3] *= 1 - s                                                  # through σ
+        da[H3:] *= 1 - g * g                                              # through tanh
+        np.matmul(W_hhT, da, out=dh[:, :n])                               # dh_{t−1}
+    dx, dw_ih, dw_hh, db = _seq_grads_columns(sched, dA, ctx.x, S, ctx.w_ih)
     ifog = _ifog(H)                                                       # back to i, f, g, o
     dw_hr = None
-    if R is not None:
-        dw_hr = DH.reshape(T * B, DH.shape[2]).T @ R.reshape(T * B, H)             # (P, H)
-    return (sched.unsort(dx, 1), sched.unsort(dh, 0) if ctx.has_h0 else None,
-            sched.unsort(dc, 0) if ctx.has_c0 else None, dw_ih[ifog], dw_hh[ifog],
+    if R is not None:                                                     # (P, H)
+        dw_hr = _columns(DH).reshape(T * B, DH.shape[1]).T @ _columns(R).reshape(T * B, H)
+    return (sched.unsort(dx, 1), sched.unsort(dh.T, 0).copy() if ctx.has_h0 else None,
+            sched.unsort(dc.T, 0).copy() if ctx.has_c0 else None, dw_ih[ifog], dw_hh[ifog],
             db[ifog] if ctx.has_b_ih else None, db[ifog] if ctx.has_b_hh else None, dw_hr)
 
 
