@@ -236,9 +236,13 @@ def test_route_choice_and_float32():
     """Wide layers take the shifted GEMM, a one-channel first layer stays on im2col; both
     keep float32 and agree with each other (and the shifted route leaves its input alone)."""
     rng = np.random.default_rng(0)
-    _, g, _ = conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 8, 8)),
-                                   np.zeros((32, 32, 3, 3)), None, 1, 1, 1, 1)
-    assert conv_impl._use_shifted(g, 32, 32) and not conv_impl._use_shifted(g, 1, 32)
+    def geom(stride):
+        return conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 8, 8)),
+                                    np.zeros((32, 32, 3, 3)), None, stride, 1, 1, 1)[1]
+    use = conv_impl._use_shifted
+    assert use(geom(1), 32, 32, True) and use(geom(1), 32, 32, False)
+    assert not use(geom(1), 1, 32, True) and not use(geom(1), 1, 32, False)
+    assert use(geom(2), 32, 32, False) and not use(geom(2), 32, 32, True)
     x = rng.standard_normal((3, 32, 9, 9), dtype=np.float32)
     w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32) * 0.1
     keep = x.copy(), w.copy()

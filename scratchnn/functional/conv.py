@@ -23,7 +23,7 @@ Everything else is the same three pieces rearranged:
   correlation (dW) with the roles of input and output swapped.
 
 **The shifted GEMM** (``_shifted_gemm``, the route for layers with ≥ 16 channels per group on
-both sides, ``_use_shifted``) skips the column buffer altogether: the zero-padded input is laid
+both sides; with stride > 1 only for the transposed direction, ``_use_shifted``) skips the column buffer altogether: the zero-padded input is laid
 out once as a flat ``(C, N·ΠP)`` grid (split into stride phases when the stride is > 1), and
 every kernel offset becomes one matrix product ``W_κ @ X[:, s_κ : s_κ + L]`` over a *shifted
 contiguous slice* of it (``_Grid``). The transposed direction reads the same grid with the
@@ -372,7 +372,8 @@ def _out_box(g: _Geometry) -> tuple[slice, ...]:
     return tuple(slice(0, o) for o in g.out)
 
 
-def _shifted_gemm(a: Array, src: Array, taps: Sequence[tuple[int, int]], out: Array) -> None:
+def _shifted_gemm(a: Array, src: Array, taps: Sequence[tuple[int, int]], out: Array,
+                  run: int = 1) -> None:
     """out (M, L) = Σ_i a[i] (M, C) @ src[r_i][:, s_i : s_i + L] for taps (r_i, s_i): a
     convolution as K matrix products over *shifted contiguous slices* of one flat layout.
 
@@ -388,20 +389,64 @@ def _shifted_gemm(a: Array, src: Array, taps: Sequence[tuple[int, int]], out: Ar
     column buffer im2col would build is never written: each product reads it in place. Grid
     positions that are not windows (∗, the last dil·(k − 1) of every row) are computed and
     dropped. The sum runs over column blocks of ``SHIFTED_BLOCK_BYTES`` so the partial sums
-    stay in cache."""
+    stay in cache.
+
+    ``run``: the taps come in runs of ``run`` (one row of the kernel along its last dim) that
+    read the same phase at shifts ``s, s + d, s + 2d, …``. Each block then first copies those
+    ``run`` shifted slices under each other (a small in-cache column buffer, ``run·C`` rows),
+    and every run is one product with inner dimension ``run·C``: fewer, more efficient
+    products (measured ~15% faster at C = 64, k = 3)."""
     M, L = out.shape
     if not taps:
         out[...] = 0
         return
+    runs = _tap_runs(taps, run)
+    if runs is not None:                                   # merge each run into one product
+        d, lo, span, taps = runs
+        C = a.shape[-1]
+        a = a.reshape(-1, run, M, C).transpose(0, 2, 1, 3).reshape(-1, M, run * C)
     b = max(256, SHIFTED_BLOCK_BYTES // (M * out.itemsize))
     tmp = _workspace((M, min(b, L)), out.dtype, "product")
     for j0 in range(0, L, b):
         j1 = min(L, j0 + b)
         o, t = out[:, j0:j1], tmp[:, :j1 - j0]                   # (M, block)
+        blk, c0, c1 = src, j0, j1
+        if runs is not None:                                     # (R, run·C, block + span)
+            cols = _workspace((len(lo), run, C, j1 - j0 + span), out.dtype, "run cols")
+            for k, (r, s0) in enumerate(lo):
+                for j in range(run):
+                    s1 = j0 + s0 + j * d
+                    cols[k, j] = src[r][:, s1:s1 + j1 - j0 + span]
+            blk, c0, c1 = cols.reshape(len(lo), run * C, -1), 0, j1 - j0
         for i, (r, s) in enumerate(taps):
-            np.matmul(a[i], src[r][:, j0 + s:j1 + s], out=t if i else o)
+            np.matmul(a[i], blk[r][:, c0 + s:c1 + s], out=t if i else o)
             if i:
                 o += t
+
+
+def _tap_runs(taps: Sequence[tuple[int, int]], run: int):
+    """For :func:`_shifted_gemm`: if the taps form runs of ``run`` with the same phase and
+    shifts stepping by one d, return (d, [(phase, lowest run start)] per phase used, span,
+    [(phase index, run start − lowest)] per run); else None."""
+    if run < 2 or len(taps) % run:
+        return None
+    d = taps[1][1] - taps[0][1]
+    heads = taps[::run]
+    if any(taps[i + j] != (r, s + j * d) for i, (r, s) in zip(range(0, len(taps), run), heads)
+           for j in range(run)):
+        return None
+    lo: dict[int, int] = {}
+    for r, s in heads:
+        lo[r] = min(lo.get(r, s), s)
+    order = list(lo)
+    span = max(s - lo[r] for r, s in heads)
+    return d, [(r, lo[r]) for r in order], span, [(order.index(r), s - lo[r]) for r, s in heads]
+
+
+def _run(g: _Geometry) -> int:
+    """Taps per run for :func:`_shifted_gemm`: one kernel row along the last dim when that dim
+    has stride 1 (its taps then read one phase at steps of ±dil), else 1 (no merging)."""
+    return g.kernel[-1] if g.stride[-1] == 1 else 1
 
 
 def _tap_weights(w: Array, g: _Geometry) -> Array:
@@ -419,7 +464,7 @@ def _shifted_correlate(x: Array, w: Array, g: _Geometry, bias: Array | None
     a = _tap_weights(w, g)                                           # (G, K, Cy/G, Cx/G)
     yg = _workspace((G, Cy // G, gr.L), x.dtype, "y grid")           # (G, Cy/G, L)
     for gi in range(G):
-        _shifted_gemm(a[gi], xg[:, gi], gr.taps, yg[gi])
+        _shifted_gemm(a[gi], xg[:, gi], gr.taps, yg[gi], _run(g))
     y = yg.reshape(Cy, N, *gr.grid)[(Ellipsis, *_out_box(g))]          # (Cy, N, *O) view
     y = y.swapaxes(0, 1).copy()                      # (N, Cy, *O), never the workspace itself
     if bias is not None:
@@ -449,7 +494,7 @@ def _shifted_transpose(yext: Array, w: Array, g: _Geometry, gr: _Grid, n: int,
         ks = [i for i, (r, _) in enumerate(gr.taps) if r == ri]
         taps = [(0, gr.tail - gr.taps[i][1]) for i in ks]
         for gi in range(G):
-            _shifted_gemm(at[gi, ks], yext[None, gi], taps, xg[ri, gi])
+            _shifted_gemm(at[gi, ks], yext[None, gi], taps, xg[ri, gi], _run(g))
     x = _from_grid(xg.reshape(len(gr.phases), Cx, gr.L), g, gr, n)  # (N, Cx, *S)
     if bias is not None:
         x.reshape(n, Cx, math.prod(g.size))[...] += bias[:, None]
@@ -481,13 +526,23 @@ def _shifted_weight_grad(yext: Array, xg: Array, g: _Geometry, gr: _Grid,
     return np.ascontiguousarray(dw).reshape(shape)
 
 
-def _use_shifted(g: _Geometry, cx: int, cy: int) -> bool:
-    """The shifted GEMM wins when every product is a real matrix product (≥ 16 channels per
-    group on both sides: its inner dimension is Cx/G, not Cx/G·K as im2col's); a one-channel
-    first layer or a depthwise convolution stays on im2col."""
+def _use_shifted(g: _Geometry, cx: int, cy: int, correlate: bool) -> bool:
+    """Which engine: the shifted GEMM or im2col (measured, CPU time per call at 64 channels).
+
+    * It needs real matrix products: ≥ 16 channels per group on both sides (its inner
+      dimension is Cx/G, or Cx/G·k_last with merged runs; im2col's is Cx/G·K). A one-channel
+      first layer or a depthwise convolution stays on im2col.
+    * Stride 1: the shifted GEMM wins both directions (~20% less CPU time at 64→64 32×32).
+    * Stride > 1: a *correlation* (conv's forward, conv_transpose's dx) is cheaper by im2col,
+      whose copy reads only the strided windows (the phase split is a slow short-row
+      gather); the *transposed* direction (+ dW) is cheaper shifted (no col2im scatter).
+
+    ``correlate``: whether the call computes W ⋆ x_side (else its adjoint and dW)."""
     if _ROUTE is not None:
         return _ROUTE == "shifted"
-    return min(cx, cy) // g.groups >= 16
+    if min(cx, cy) // g.groups < 16:
+        return False
+    return not correlate or all(s == 1 for s in g.stride)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -594,7 +649,7 @@ def conv_forward(input: Array, weight: Array, bias: Array | None = None, stride:
     """
     x, g, unbatched = check_conv(_fn, _n, input, weight, bias, stride, padding, dilation,
                                  groups)
-    if _use_shifted(g, x.shape[1], weight.shape[0]):
+    if _use_shifted(g, x.shape[1], weight.shape[0], correlate=True):
         y = _shifted_correlate(x, weight, g, bias)[0]                # (N, C_out, *O)
     else:
         y = np.empty((x.shape[0], weight.shape[0]) + g.out, x.dtype)  # (N, C_out, *O)
@@ -620,7 +675,7 @@ def conv_backward(ctx: ConvCtx, dy: Array) -> tuple[Array, Array, Array | None]:
     x, w, g = ctx.x, ctx.weight, ctx.geom
     dy = np.ascontiguousarray(dy[None] if ctx.unbatched else dy)     # (N, C_out, *O)
     db = _bias_grad(dy) if ctx.has_bias else None                    # (C_out,)
-    if _use_shifted(g, x.shape[1], w.shape[0]):
+    if _use_shifted(g, x.shape[1], w.shape[0], correlate=False):
         gr = _grid(g, x.shape[0])
         xg = _to_grid(x, g, gr).reshape(len(gr.phases), g.groups, x.shape[1] // g.groups,
                                         gr.L + gr.tail)
@@ -727,7 +782,7 @@ def conv_transpose_forward(input: Array, weight: Array, bias: Array | None = Non
                                            output_padding, groups, dilation)
     xc = np.ascontiguousarray(x)
     c_out = weight.shape[1] * g.groups
-    if _use_shifted(g, c_out, xc.shape[1]):
+    if _use_shifted(g, c_out, xc.shape[1], correlate=False):
         gr = _grid(g, xc.shape[0])
         y = _shifted_transpose(_y_to_grid(xc, g, gr), weight, g, gr, xc.shape[0], bias)
     else:
@@ -751,7 +806,7 @@ def conv_transpose_backward(ctx: ConvTransposeCtx, dy: Array
     x, w, g = ctx.x, ctx.weight, ctx.geom
     dy = dy[None] if ctx.unbatched else dy                           # (N, C_out, *O)
     db = _bias_grad(dy) if ctx.has_bias else None                    # (C_out,)
-    if _use_shifted(g, dy.shape[1], x.shape[1]):                     # dy is the x side
+    if _use_shifted(g, dy.shape[1], x.shape[1], correlate=True):     # dy is the x side
         dx, dyg, gr = _shifted_correlate(dy, w, g, None)             # dx = W ⋆ dy
         dw = _shifted_weight_grad(_y_to_grid(x, g, gr), dyg, g, gr, w.shape)
         return (dx[0] if ctx.unbatched else dx), dw, db
