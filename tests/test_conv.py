@@ -237,12 +237,15 @@ def test_route_choice_and_float32():
     keep float32 and agree with each other (and the shifted route leaves its input alone)."""
     rng = np.random.default_rng(0)
     def geom(stride):
-        return conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 8, 8)),
+        return conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 32, 32)),
                                     np.zeros((32, 32, 3, 3)), None, stride, 1, 1, 1)[1]
     use = conv_impl._use_shifted
     assert use(geom(1), 32, 32, True) and use(geom(1), 32, 32, False)
     assert not use(geom(1), 1, 32, True) and not use(geom(1), 1, 32, False)
     assert use(geom(2), 32, 32, False) and not use(geom(2), 32, 32, True)
+    g0 = conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 8, 8)), np.zeros((32, 32, 3, 3)),
+                              None, 1, 0, 1, 1)[1]                  # grid 8×8 for 6×6 outputs
+    assert use(g0, 32, 32, False) and not use(g0, 32, 32, True)
     x = rng.standard_normal((3, 32, 9, 9), dtype=np.float32)
     w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32) * 0.1
     keep = x.copy(), w.copy()
