@@ -572,15 +572,15 @@ def _columns(a: Array) -> Array:
 
 
 def _seq_grads_columns(sched: Schedule, dA: Array, X: Array, S: Array, w_ih: Array) -> tuple:
-    """``_seq_grads`` for gate gradients saved in column layout, dA (T, G·H, B): one copy makes
-    them the (G·H, T·B) matrix D (steps side by side), then dx = Dᵀ W_ih, dW_ih = D X,
+    """``_seq_grads`` for gate gradients saved in column layout, dA (G·H, T, B) (step t's
+    columns at [:, t]): as the (G·H, T·B) matrix D, dx = Dᵀ W_ih, dW_ih = D X,
     dW_hh = D h_prev and db = Σ D, one GEMM each, as fast as from rows."""
-    T, GH, B = dA.shape
-    D = np.ascontiguousarray(dA.transpose(1, 0, 2)).reshape(GH, T * B)   # (G·H, T·B)
+    GH, T, B = dA.shape
+    D = dA.reshape(GH, T * B)                                             # (G·H, T·B)
     prev = sched.before(S)                                                # h_{t−1}, time order
     dx = (D.T @ w_ih).reshape(X.shape)
     return (dx, D @ X.reshape(T * B, X.shape[2]), D @ prev.reshape(T * B, prev.shape[2]),
-            D.sum(1))
+            D @ np.ones(T * B, D.dtype))                                  # Σ as a GEMV: 4× sum(1)
 
 
 def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: Array,
@@ -617,7 +617,7 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
     x = sched.sort(input, 1)
     A = np.matmul(Wih, x.swapaxes(1, 2))                                  # (T, 4H, B): W_ih x_t
     if b is not None:
-        A += b[ifog, None]
+        A += np.repeat(b[ifog, None], B, axis=1)                          # (4H, B): 2× b[:, None]
     S, C = np.empty((T + 1, P, B), dt), np.empty((T + 1, H, B), dt)      # S: columns, for now
     TC = np.empty((T, H, B), dt)
     R = np.empty((T, H, B), dt) if w_hr is not None else None
@@ -667,9 +667,10 @@ def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) ->
     dc = np.array(sched.sort(douts[2], 0).T, order="C")                 # (H, B), a copy
     T, H, B = TC.shape
     H2, H3 = 2 * H, 3 * H
-    dA = (np.zeros if sched.valid is not None else np.empty)((T, 4 * H, B), dout.dtype)
+    dA = (np.zeros if sched.valid is not None else np.empty)((4 * H, T, B), dout.dtype)
     DH = np.zeros_like(dout) if R is not None else None                  # dh_t, for dW_hr
     tmp, W_hhT = np.empty((H, B), dout.dtype), np.ascontiguousarray(ctx.w_hh.T)   # (P, 4H)
+    da_buf = np.empty((4 * H, B), dout.dtype)                             # da_t, contiguous
     for t in reversed(sched.order):
         p, q, n = *sched.states(t), sched.sizes[t]
         dh_t = dh[:, :n]
@@ -677,7 +678,7 @@ def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) ->
         if R is not None:
             DH[t, :, :n] = dh_t
             dh_t = ctx.w_hr.T @ dh_t                                      # through the projection
-        a, da, tc, dc_t, tm = A[t, :, :n], dA[t, :, :n], TC[t, :, :n], dc[:, :n], tmp[:, :n]
+        a, da, tc, dc_t, tm = A[t, :, :n], da_buf[:, :n], TC[t, :, :n], dc[:, :n], tmp[:, :n]
         i, f, o, g = a[:H], a[H:H2], a[H2:H3], a[H3:]
         np.multiply(tc, tc, out=tm)
         np.subtract(1, tm, out=tm)
@@ -694,6 +695,7 @@ def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) ->
         da[:H3] *= 1 - s                                                  # through σ
         da[H3:] *= 1 - g * g                                              # through tanh
         np.matmul(W_hhT, da, out=dh[:, :n])                               # dh_{t−1}
+        dA[:, t, :n] = da                                                 # kept for dW, dx
     dx, dw_ih, dw_hh, db = _seq_grads_columns(sched, dA, ctx.x, S, ctx.w_ih)
     ifog = _ifog(H)                                                       # back to i, f, g, o
     dw_hr = None
