@@ -441,6 +441,34 @@ def test_cell_loop_equals_sequence_op(mode, reverse):
             np.testing.assert_allclose(ga, a, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("mode", list(LAYER_OPS))
+def test_layer_backward_leaves_upstream_grads_and_saved_state_alone(mode, B):
+    """The layer ops work internally on transposed (features, B) copies; with B = 1 a
+    transpose is already contiguous, so a careless ``ascontiguousarray`` would alias (and
+    overwrite) the caller's upstream grads. A second pullback must also give the same grads
+    (the saved state is not consumed), for float32 as float64."""
+    layer, _, G = LAYER_OPS[mode]
+    rng = np.random.default_rng(11)
+    T, I, H = 3, 2, 4
+    for dt in (np.float64, np.float32):
+        x = rng.standard_normal((T, B, I)).astype(dt)
+        w = [(rng.standard_normal(s) / 2).astype(dt) for s in ((G * H, I), (G * H, H), (G * H,),
+                                                                (G * H,))]
+        states = [rng.standard_normal((B, H)).astype(dt) for _ in range(2 if mode == "lstm"
+                                                                        else 1)]
+        douts = (rng.standard_normal((T, B, H)).astype(dt),
+                 *[rng.standard_normal((B, H)).astype(dt) for _ in states])
+        kept = [d.copy() for d in douts]
+        _, pb = snn.vjp(layer, x, *states, *w)
+        first = pb(douts)
+        for d, k in zip(douts, kept):
+            np.testing.assert_array_equal(d, k)
+        for a, b in zip(first, pb(douts)):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == dt
+
+
 def test_lstm_cell_module_steps_like_the_lstm_module():
     rng = np.random.default_rng(7)
     lstm = nn.LSTM(I_, H_, dtype=np.float64)
