@@ -32,9 +32,10 @@ layers (a one-channel first layer, depthwise), where its inner dimension C/G·K 
 the products efficient.
 
 So there is one engine for six ops and both directions (``_Geometry`` + ``_im2col``/``_col2im``
-+ the three chunk steps below). Padding never materialises a padded copy: the offset slices are
-clipped to the real input (``_window.clipped_offset_slices``) and the column entries that fall
-into padding are zeros.
++ the three chunk steps below, or the shifted-GEMM helpers). On the im2col route padding never
+materialises a padded copy: the offset slices are clipped to the real input
+(``_window.clipped_offset_slices``) and the column entries that fall into padding are zeros; the
+shifted route makes exactly one zero-padded copy (its grid) and no column buffer.
 
 Speed: the batch is processed in chunks whose column buffer is a reused per-thread workspace
 (≈ ``WORKSPACE_BYTES``) rather than a fresh ``N·C·K·L`` temporary (memory stays at torch's
@@ -316,6 +317,7 @@ class _Grid(NamedTuple):
 
 
 def _grid(g: _Geometry, n: int) -> _Grid:
+    """The :class:`_Grid` of geometry g for a batch of n (the phases in first-use order)."""
     grid = tuple(o + di * (ki - 1) // si
                  for o, di, ki, si in zip(g.out, g.dilation, g.kernel, g.stride))
     flat = [math.prod(grid[d + 1:]) for d in range(len(grid))]   # flat step of each dim
