@@ -24,9 +24,11 @@ in the same order (one seeded :class:`scratchnn.data.DataLoader`), and both use 
 masks*: per step the masks are drawn once with NumPy (:func:`draw_masks`, with scratchnn's own
 sampler) and injected into both models — torch's masked-dropout layers take the mask arrays,
 scratchnn's ``Dropout2d``/``Dropout`` take a generator replaying the state the masks were drawn
-from (their ``generator=`` hook), so they regenerate exactly those masks. The two sides run
-interleaved step by step, each timed on its own, at the same thread count (``--threads``;
-torch's ``set_num_threads`` and threadpoolctl for NumPy's BLAS).
+from (their ``generator=`` hook), so they regenerate exactly those masks. Each epoch's batches
+and masks are drawn once; scratchnn runs the epoch, then (after a 0.2 s pause, so neither side
+runs against the other's spinning BLAS threads) torch runs the same steps; each step is timed
+on its own, at the same thread count (``--threads``: torch's ``set_num_threads``, threadpoolctl
+for NumPy's BLAS, ``scratchnn.set_num_threads``).
 
 Reusable pieces (``python -m benchmarks`` times one training step with them)::
 
@@ -378,25 +380,34 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
             f"{steps_per_epoch} steps/epoch, {n_threads} thread(s)"
             + (", compared with torch step for step" if compare_torch else ""))
         for epoch in range(1, epochs + 1):
-            bar = _progress(steps_per_epoch, f"epoch {epoch}", progress)
+            # The epoch's batches and dropout masks are drawn once and replayed on each side.
+            # The sides run one after the other, not step by step in turn: after a NumPy GEMM,
+            # OpenBLAS's threads spin for ~0.1 s, and a torch step run inside that window is
+            # slowed ~2× (see benchmarks/timing.py), which would flatter scratchnn.
+            batches = []
             for step, (x, y) in enumerate(loader):
                 if step == steps_per_epoch:
                     break
-                masks = draw_masks(mask_rng, len(x), dtype)
+                batches.append((x, y, draw_masks(mask_rng, len(x), dtype)))
+            bar = _progress(len(batches) * (2 if compare_torch else 1), f"epoch {epoch}",
+                            progress)
+            for x, y, masks in batches:
                 t0 = time.perf_counter()
                 loss = scratchnn_train_step(model, opt, x, y, masks)
                 res["seconds_scratchnn"] += time.perf_counter() - t0
                 res["loss_scratchnn"].append(loss)
-                post = f"loss {loss:.4f}"
-                if compare_torch:
+                bar.update()
+                bar.set_postfix_str(f"scratchnn loss {loss:.4f}")
+            if compare_torch:
+                time.sleep(0.2)                      # let the other side's threads go idle
+                for x, y, masks in batches:
                     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
                     t0 = time.perf_counter()
                     tloss = torch_train_step(tmodel, topt, tx, ty, masks)
                     res["seconds_torch"] += time.perf_counter() - t0
                     res["loss_torch"].append(tloss)
-                    post += f" torch {tloss:.4f}"
-                bar.update()
-                bar.set_postfix_str(post)
+                    bar.update()
+                    bar.set_postfix_str(f"torch loss {tloss:.4f}")
             bar.close()
             tl, ta = evaluate(model, ds.x_test, ds.y_test)
             res["test_loss_scratchnn"].append(tl)
