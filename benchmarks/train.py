@@ -346,6 +346,20 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=False)
 
 
+def _timed_steps(step: Any, batches: list, bar: Any, label: str) -> tuple[list[float], float]:
+    """Run ``step(x, y, masks)`` over ``batches``; return the losses and the seconds spent in
+    the steps alone (the progress bar is outside the timed region)."""
+    losses, seconds = [], 0.0
+    for x, y, masks in batches:
+        t0 = time.perf_counter()
+        loss = step(x, y, masks)
+        seconds += time.perf_counter() - t0
+        losses.append(loss)
+        bar.update()
+        bar.set_postfix_str(f"{label} loss {loss:.4f}")
+    return losses, seconds
+
+
 def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch: bool = False,
           seed: int = 0, batch_size: int = 32, lr: float = 0.5, limit: int | None = None,
           threads: int | None = None, progress: bool = True, log=print) -> dict:
@@ -391,23 +405,19 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
                 batches.append((x, y, draw_masks(mask_rng, len(x), dtype)))
             bar = _progress(len(batches) * (2 if compare_torch else 1), f"epoch {epoch}",
                             progress)
-            for x, y, masks in batches:
-                t0 = time.perf_counter()
-                loss = scratchnn_train_step(model, opt, x, y, masks)
-                res["seconds_scratchnn"] += time.perf_counter() - t0
-                res["loss_scratchnn"].append(loss)
-                bar.update()
-                bar.set_postfix_str(f"scratchnn loss {loss:.4f}")
+            losses, seconds = _timed_steps(
+                lambda x, y, m: scratchnn_train_step(model, opt, x, y, m), batches, bar,
+                "scratchnn")
+            res["loss_scratchnn"] += losses
+            res["seconds_scratchnn"] += seconds
             if compare_torch:
                 time.sleep(0.2)                      # let the other side's threads go idle
-                for x, y, masks in batches:
-                    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-                    t0 = time.perf_counter()
-                    tloss = torch_train_step(tmodel, topt, tx, ty, masks)
-                    res["seconds_torch"] += time.perf_counter() - t0
-                    res["loss_torch"].append(tloss)
-                    bar.update()
-                    bar.set_postfix_str(f"torch loss {tloss:.4f}")
+                losses, seconds = _timed_steps(
+                    lambda x, y, m: torch_train_step(tmodel, topt, torch.from_numpy(x),
+                                                     torch.from_numpy(y), m), batches, bar,
+                    "torch")
+                res["loss_torch"] += losses
+                res["seconds_torch"] += seconds
             bar.close()
             tl, ta = evaluate(model, ds.x_test, ds.y_test)
             res["test_loss_scratchnn"].append(tl)
