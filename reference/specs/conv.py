@@ -144,7 +144,10 @@ def pad_cases(regime: str):
                 lo, hi = min(lo, kept), min(hi, kept)
             else:                                             # constant, replicate
                 lo = d(st.integers(-min(1, n), 3))
-                hi = d(st.integers(-min(1, n + lo), 3))
+                kept = n - max(0, -lo) - (mode != "constant")      # torch: crops must fit;
+                hi = d(st.integers(-min(1, max(kept, 0)), 3))         # replicate keeps >= 1
+                if mode != "constant" and n + lo + hi < 1:
+                    hi = 1 - n - lo
             pad += [lo, hi]
         x = make(tuple(shape), rng, regime)
         if mode == "constant" and d(st.booleans()):
@@ -226,6 +229,8 @@ register(OpSpec(
         Reject((np.zeros((2, 3, 4)), (1, 1)), {"mode": "reflect", "value": 1.0}, "value"),
         Reject((np.zeros((2, 3, 4, 5)), (1, 1)), {"mode": "replicate"}, "pad"),  # 4-d, 1 dim
         Reject((np.zeros((2, 3, 4)), (-3, -2)), {}, "pad"),                   # crops too much
+        Reject((np.zeros((0,)), (1, -1)), {}, "pad"),                         # crop of nothing
+        Reject((np.zeros((1, 2)), (-1, -1)), {"mode": "replicate"}, "pad"),   # empty output
         Reject((np.zeros((2, 0, 4)), (1, 1)), {"mode": "reflect"}, "input"),  # empty channel
     ],
 ))

@@ -869,7 +869,9 @@ def _check_pad(fn: str, x: Array, pad: Any, mode: str, value: Any) -> tuple[int,
     if mode == "constant":
         if value is not None:
             check_float_like(fn, value)
-        sizes = [x.shape[x.ndim - 1 - i] + pad[2 * i] + pad[2 * i + 1] for i in range(d)]
+        # torch crops (negative entries) before it pads, so the crops alone must fit
+        sizes = [x.shape[x.ndim - 1 - i] + min(pad[2 * i], 0) + min(pad[2 * i + 1], 0)
+                 for i in range(d)]
         if any(v < 0 for v in sizes):
             raise ValueError(f"{fn}(): parameter 'pad' {pad} crops more than the input "
                              f"{x.shape} has")
@@ -886,9 +888,9 @@ def _check_pad(fn: str, x: Array, pad: Any, mode: str, value: Any) -> tuple[int,
                          f"dimension except the batch for mode={mode!r}")
     for i in range(d):
         size, lo, hi = x.shape[x.ndim - 1 - i], pad[2 * i], pad[2 * i + 1]
-        if size + lo + hi < 0:
-            raise ValueError(f"{fn}(): parameter 'pad' ({lo}, {hi}) crops more than the "
-                             f"input's size {size}")
+        if size + lo + hi < 1:                               # torch: "input is too small"
+            raise ValueError(f"{fn}(): parameter 'pad' ({lo}, {hi}) leaves no output of the "
+                             f"input's size {size} for mode={mode!r}")
         if mode == "reflect" and max(lo, hi) >= size:
             raise ValueError(f"{fn}(): parameter 'pad' ({lo}, {hi}) must be smaller than the "
                              f"input's size {size} for mode='reflect'")
