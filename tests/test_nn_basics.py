@@ -18,7 +18,9 @@ from reference.values import batch_shapes, seeds
 from tests.conftest import examples
 
 DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.float64)}
-TOL = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-12)}
+# float32: the harness policy's first tier (atol 1e-5: sums of ~10-sized terms cancelling to
+# ~0.04 legitimately differ by a few 1e-6 between two float32 GEMMs)
+TOL = {"float32": dict(rtol=2e-5, atol=1e-5), "float64": dict(rtol=1e-12, atol=1e-12)}
 
 
 def torch_twin(ours: nn.Module, theirs: torch.nn.Module) -> None:
