@@ -634,3 +634,20 @@ def test_module_matches_torch_cuda(mode, dtype):
         m, tm = _pair(mode, cfg, dtype, device="cuda", seed=i)
         x, states, lengths, douts = _inputs(mode, cfg, rng)
         compare(m, tm, mode, x, states, lengths, douts, dtype, f"cuda {mode} {cfg}", "cuda")
+
+
+def test_lstm_projection_with_lengths_never_reads_unwritten_memory():
+    """Steps past every sequence's length are never computed; dW_hr must not read them (a
+    regression: an uninitialised buffer gave NaN/inf now and then, found by the thorough
+    profile)."""
+    rng = np.random.default_rng(0)
+    T, B, I, H, P = 5, 2, 2, 4, 2
+    x, h0 = rng.standard_normal((T, B, I)), rng.standard_normal((B, P))
+    w_ih, w_hh, w_hr = (rng.standard_normal(s) for s in ((4 * H, I), (4 * H, P), (P, H)))
+    for _ in range(20):
+        junk = [np.full((T, H, B), np.nan) for _ in range(8)]   # NumPy recycles small
+        del junk                                                # buffers: poison them
+        out, pullback = snn.vjp(F.lstm_layer, x, h0, None, w_ih, w_hh, None, None, w_hr,
+                                lengths=[2, 2])
+        grads = pullback((rng.standard_normal(out[0].shape), None, None))
+        assert all(g is None or np.isfinite(g).all() for g in grads)

@@ -620,7 +620,9 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
         A += np.repeat(b[ifog, None], B, axis=1)                          # (4H, B): 2× b[:, None]
     S, C = np.empty((T + 1, P, B), dt), np.empty((T + 1, H, B), dt)      # S: columns, for now
     TC = np.empty((T, H, B), dt)
-    R = np.empty((T, H, B), dt) if w_hr is not None else None
+    # zeros, not empty: dW_hr multiplies all of R, and steps/columns past a sequence's length
+    # are never written (0·garbage can be NaN)
+    R = np.zeros((T, H, B), dt) if w_hr is not None else None
     first = sched.states(sched.order[0])[0]
     S[first] = sched.sort(_zeros_state(h0, B, P, dt), 0).T
     C[first] = sched.sort(_zeros_state(c0, B, H, dt), 0).T
