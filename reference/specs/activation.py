@@ -72,7 +72,9 @@ def elementwise(name, ours, theirs, cases, kinked=True, inplace=False, bad=None,
 INPLACE = dict(inplace=opt(st.just(False)))
 slopes = st.one_of(st.sampled_from([0.01, 0.0, 0.2, -0.5, 1.0]), st.floats(-2, 2))
 alphas = st.one_of(st.sampled_from([1.0, 0.5, 2.0]), st.floats(-2, 3))
-celu_alphas = st.one_of(st.sampled_from([1.0, 0.5, -1.0]), st.floats(0.2, 3), st.floats(-3, -0.2))
+# a negative α makes celu grow like e^{x/α} for x < 0: |α| ≥ 0.5 keeps e^{x/α} below ~1e7 at the
+# drawn x, where float64 finite differences of a randomly projected loss are still accurate
+celu_alphas = st.one_of(st.sampled_from([1.0, 0.5, -1.0]), st.floats(0.2, 3), st.floats(-3, -0.5))
 
 
 @st.composite
