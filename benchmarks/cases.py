@@ -24,7 +24,7 @@ the forward's size (one for the input gradient, one for the weight gradient). Ea
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np

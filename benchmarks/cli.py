@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import os
 import sys
 import time
@@ -83,38 +82,17 @@ def _list(selected: list[cases_mod.Case]) -> str:
 
 @contextlib.contextmanager
 def _scratchnn_threads(n: int):
-    """Limit scratchnn's own worker threads to ``n`` for the run (restored afterwards):
-    ``scratchnn.set_num_threads`` and the convolution's batch-chunk pool.
-
-    scratchnn's convolution runs batch chunks on a small thread pool sized at import
-    (``scratchnn.functional.conv._THREADS``, no public setting yet); at ``--threads 1`` it must
-    not use two cores while torch uses one. Yields the thread count in effect (None: no pool).
-    """
+    """Limit scratchnn's own worker threads (``scratchnn.set_num_threads``: its chunked
+    elementwise loops and the convolution's optional batch-chunk pool) to ``n`` for the run,
+    so that at ``--threads 1`` it never uses two cores while torch uses one. Restored
+    afterwards; yields ``n``."""
     import scratchnn
     before = scratchnn.get_num_threads()
-    scratchnn.set_num_threads(n)            # scratchnn's own chunked elementwise loops
+    scratchnn.set_num_threads(n)
     try:
-        with _conv_threads(n) as own:
-            yield own
+        yield n
     finally:
         scratchnn.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _conv_threads(n: int):
-    try:
-        conv = importlib.import_module("scratchnn.functional.conv")
-    except Exception:                       # a broken conv module fails its own cases later
-        conv = None
-    old = getattr(conv, "_THREADS", None)
-    if old is None:
-        yield None
-        return
-    conv._THREADS = min(old, n)
-    try:
-        yield conv._THREADS
-    finally:
-        conv._THREADS = old
 
 
 def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,

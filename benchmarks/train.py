@@ -295,13 +295,11 @@ def load_data(spec: str, dtype) -> Dataset:
 
 
 class _Threads:
-    """Pin torch, NumPy's BLAS and scratchnn's convolution worker pool (sized at import,
-    ``scratchnn.functional.conv._THREADS``; no public setting yet) to the same thread count
-    for the run; everything is restored afterwards."""
+    """Pin torch, NumPy's BLAS and scratchnn (``scratchnn.set_num_threads``) to the same
+    thread count for the run; everything is restored afterwards."""
 
     def __init__(self, n: int | None, torch_needed: bool):
         self.n, self.torch_needed, self.limiter, self.torch_before = n, torch_needed, None, None
-        self.conv_before = None
 
     def __enter__(self) -> int:
         torch = _torch() if self.torch_needed else None
@@ -316,10 +314,6 @@ class _Threads:
             pass
         self.scratchnn_before = snn.get_num_threads()
         snn.set_num_threads(n)
-        conv = sys.modules.get("scratchnn.functional.conv")
-        if conv is not None and isinstance(getattr(conv, "_THREADS", None), int):
-            self.conv_before = conv._THREADS
-            conv._THREADS = min(conv._THREADS, n)
         return n
 
     def __exit__(self, *exc: Any) -> None:
@@ -328,8 +322,6 @@ class _Threads:
         if self.torch_before is not None:
             _torch().set_num_threads(self.torch_before)
         snn.set_num_threads(self.scratchnn_before)
-        if self.conv_before is not None:
-            sys.modules["scratchnn.functional.conv"]._THREADS = self.conv_before
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -222,5 +222,5 @@ def check_reject(spec: OpSpec, rej: Reject) -> str | None:
             spec.torch(*to_torch(args), **to_torch(copy.deepcopy(rej.kwargs)))
         except Exception:  # noqa: BLE001
             return None
-        return f"torch accepts this input; mark torch_rejects=False if that is expected"
+        return "torch accepts this input; mark torch_rejects=False if that is expected"
     return None

@@ -126,3 +126,13 @@ def check_inplace(fn: str, inplace: Any) -> None:
     if inplace:
         raise ValueError(f"{_where(fn, 'inplace')} must be False: scratchnn never modifies "
                          f"its inputs; write y = {fn}(x) instead")
+
+
+def check_state_keys(fn: str, given: Any, expected: Any) -> None:
+    """A state_dict must have exactly the ``expected`` keys: a KeyError lists what is missing
+    and what is unexpected."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    if missing or unexpected:
+        raise KeyError(f"{fn}(): parameter 'state_dict' has missing keys {missing} and "
+                       f"unexpected keys {unexpected}")

@@ -11,7 +11,6 @@ minute. Convolution is linear: one value regime (``normal``) says everything.
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as TF
 from hypothesis import strategies as st
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
 import torch.nn.functional as TF
 from hypothesis import strategies as st
 

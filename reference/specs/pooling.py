@@ -10,7 +10,6 @@ gradcheck uses tie-free ``distinct`` values. Min pooling is checked against ``-m
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as TF
 from hypothesis import strategies as st
 

@@ -42,8 +42,9 @@ Speed: the batch is processed in chunks whose column buffer is a reused per-thre
 level); the matrix products run on NumPy's BLAS threads; with stride 1 a transposed convolution
 is computed as a correlation with the flipped kernel (im2col + GEMM, no col2im) whenever that
 reads fewer columns (``_flipped``); an inner dimension of 1 is an outer product by broadcasting.
-Optionally (``_THREADS = 2``) chunks run on a small thread pool, overlapping one chunk's copies
-(NumPy releases the GIL) with another's matrix product. All arithmetic stays in the input's
+Optionally (``_THREADS = 2``; never more than ``scratchnn.set_num_threads`` allows) chunks run
+on a small thread pool, overlapping one chunk's copies (NumPy releases the GIL) with another's
+matrix product. All arithmetic stays in the input's
 dtype.
 """
 from __future__ import annotations
@@ -57,6 +58,7 @@ import numpy as np
 
 from .._validate import check_array, check_int, check_same_dtype, ntuple
 from ..autodiff import defop
+from ..parallel import get_num_threads
 from ._window import Pads, clipped_offset_slices, parse_padding
 
 Array = np.ndarray
@@ -194,7 +196,8 @@ def _run_chunks(n: int, per_sample: int, itemsize: int, step: Callable[[int, int
     k = -(-n // b)
     b = -(-n // k)                                           # balanced chunk sizes
     chunks = [(i, min(n, i + b)) for i in range(0, n, b)]
-    if len(chunks) == 1 or _THREADS == 1 or n * per_sample < PARALLEL_MIN:
+    if (len(chunks) == 1 or min(_THREADS, get_num_threads()) == 1
+            or n * per_sample < PARALLEL_MIN):
         return [step(n0, n1) for n0, n1 in chunks]
     return list(_pool().map(lambda c: step(*c), chunks))
 

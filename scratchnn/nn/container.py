@@ -7,7 +7,7 @@ output is a view of the input where NumPy can make one (as torch's), never a mod
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

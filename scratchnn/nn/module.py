@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..autodiff import vjp
+from .._validate import check_state_keys
 
 __all__ = ["Parameter", "Module", "Sequential", "OpModule"]
 
@@ -189,11 +189,8 @@ class Module:
         if not hasattr(state_dict, "items"):
             raise TypeError(f"{fn}(): parameter 'state_dict' must be a mapping")
         own = self.state_dict()
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise KeyError(f"{fn}(): parameter 'state_dict' has missing keys {missing} and "
-                           f"unexpected keys {unexpected}")
+        if strict:
+            check_state_keys(fn, state_dict, own)
         arrays = {}
         for k, v in state_dict.items():
             if k not in own:

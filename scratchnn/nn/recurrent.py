@@ -194,7 +194,7 @@ class RNNBase(Module):
                 raise ValueError(f"{fn}(): parameter 'lengths' needs a batched (3-D) input")
             lengths = check_lengths(fn, lengths, T, B)
         states = self._states(fn, hx, B, batched, dt)
-        op, D, P = _LAYER_OPS[self.mode], self._D, self._P
+        op, D = _LAYER_OPS[self.mode], self._D
         pullbacks, masks, finals = [], [], []
         for layer in range(self.num_layers):
             outs, pbs = [], []

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._validate import check_float, check_int
+from .._validate import check_float, check_int, check_state_keys
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -79,11 +79,7 @@ class LRScheduler:
         if not hasattr(state_dict, "items"):
             raise TypeError(f"{fn}(): parameter 'state_dict' must be a mapping")
         own = self.state_dict()
-        unknown = [k for k in state_dict if k not in own]
-        missing = [k for k in own if k not in state_dict]
-        if unknown or missing:
-            raise KeyError(f"{fn}(): parameter 'state_dict' has missing keys {missing} and "
-                           f"unexpected keys {unknown}")
+        check_state_keys(fn, state_dict, own)
         self.__dict__.update(state_dict)
 
 
