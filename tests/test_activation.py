@@ -361,3 +361,52 @@ def test_masked_backward_keeps_non_finite_dy_out_of_the_zero_region(name):
     xt = torch.tensor(x, requires_grad=True)
     getattr(torch.nn.functional, name)(xt).backward(torch.tensor(dy))
     np.testing.assert_array_equal(ours, xt.grad.numpy())
+
+
+# -- the fast paths (relu's blocked maximum, the masked backward's NaN check) ---------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [0, 5, F.activation._ZERO_BLOCK - 1, F.activation._ZERO_BLOCK,
+                                  3 * F.activation._ZERO_BLOCK, 3 * F.activation._ZERO_BLOCK + 17])
+def test_relu_blocked_forward_equals_the_plain_formula(dtype, size):
+    """max(x, 0) computed in rows against a cached zero row (and the remainder against part
+    of it) equals np.maximum(x, 0) everywhere, NaN and ±inf included, in the input's dtype."""
+    x = np.random.default_rng(size).standard_normal(size).astype(dtype)
+    x[::7] = 0.0
+    x[1::11] = -0.0
+    x[2::13] = np.nan
+    x[3::17] = -np.inf
+    x[4::19] = np.inf
+    for a in (x, x.reshape(1, -1)[:, ::-1], x[::2]):                 # contiguous and strided
+        before = a.copy()
+        y = F.relu(a)
+        assert y.dtype == dtype and y.shape == a.shape
+        np.testing.assert_array_equal(y, np.maximum(a, 0))
+        np.testing.assert_array_equal(a, before)                     # input untouched
+
+
+def test_relu_backward_at_nan_input_passes_dy_like_torch():
+    """torch's threshold_backward zeroes dy only where y <= 0, so a NaN input passes dy."""
+    x = np.array([np.nan, -1.0, 0.0, 2.0, np.nan], np.float32)
+    dy = np.array([3.0, 4.0, 5.0, 6.0, np.inf], np.float32)
+    ours = scratchnn.vjp(F.relu, x)[1](dy)[0]
+    xt = torch.tensor(x, requires_grad=True)
+    TF.relu(xt).backward(torch.tensor(dy))
+    np.testing.assert_array_equal(ours, xt.grad.numpy())
+    np.testing.assert_array_equal(ours, [3.0, 0.0, 0.0, 6.0, np.inf])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masked_backward_equals_where_on_large_inputs(dtype):
+    """The multiply-then-check backward equals np.where(mask, dy, 0) bit for bit, with and
+    without a non-finite dy under a zero mask (the fallback), at a size past the zero block."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(4 * F.activation._ZERO_BLOCK + 3).astype(dtype)
+    dy = rng.standard_normal(x.size).astype(dtype)
+    _, pb = scratchnn.vjp(F.relu, x)
+    np.testing.assert_array_equal(pb(dy)[0], np.where(x > 0, dy, 0))
+    i = int(np.flatnonzero(x < 0)[-1])
+    dy[i], dy[i - 1] = np.nan, np.inf
+    dx = pb(dy)[0]
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(dx, np.where(x > 0, dy, 0))

@@ -429,3 +429,48 @@ def test_scheduler_errors():
     s = lr_scheduler.StepLR(o, 2)
     with pytest.raises(KeyError, match="'state_dict'"):
         s.load_state_dict({"step_size": 2})
+
+
+def _adadelta_reference(p, g, v, u, lr, rho, eps):
+    """torch's single-tensor Adadelta body, written with NumPy temporaries (the plain form)."""
+    v *= rho
+    v += (1 - rho) * g * g
+    delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g
+    u *= rho
+    u += (1 - rho) * delta * delta
+    p += -lr * delta
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adadelta_in_place_threaded_update_equals_the_plain_formula(dtype):
+    """The in-place update (scratch buffers, split over threads for a large parameter) equals
+    the plain formula bit for bit, at every thread count, and keeps torch's state keys."""
+    from scratchnn import parallel
+    shapes = [(parallel.MIN_PARALLEL + 5,), (7, 3), ()]
+    rng = np.random.default_rng(3)
+    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(4)]
+    ref = [a.copy() for a in init]
+    vs, us = [np.zeros_like(a) for a in init], [np.zeros_like(a) for a in init]
+    for gs in grads:
+        for p, g, v, u in zip(ref, gs, vs, us):
+            _adadelta_reference(p, g, v, u, 0.5, 0.9, 1e-6)
+    before = parallel.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            parallel.set_num_threads(threads)
+            ps = [Parameter(a.copy()) for a in init]
+            o = optim.Adadelta(ps, lr=0.5)
+            for gs in grads:
+                for p, g in zip(ps, gs):
+                    p.grad = g.copy()
+                o.step()
+                for p, g in zip(ps, gs):
+                    np.testing.assert_array_equal(p.grad, g)            # grads untouched
+            for p, r, v, u in zip(ps, ref, vs, us):
+                np.testing.assert_array_equal(p.data, r)
+                np.testing.assert_array_equal(o.state[p]["square_avg"], v)
+                np.testing.assert_array_equal(o.state[p]["acc_delta"], u)
+                assert sorted(o.state[p]) == ["acc_delta", "square_avg", "step"]
+    finally:
+        parallel.set_num_threads(before)

@@ -54,14 +54,40 @@ def _mask_grad(dy: Array, mask: Array) -> Array:
     """dy where mask, else 0 — as np.where(mask, dy, 0), but as a branch-free multiply.
 
     A multiply turns an infinite or NaN dy under a zero mask into NaN, where torch (and
-    np.where) give 0; that rare case falls back to np.where.
+    np.where) give 0; that rare case falls back to np.where. Where the mask is 1 the product is
+    dy exactly (±inf and NaN included), so a NaN in the product is the only possible error, and
+    one max-reduction (NaN-propagating, ~4× cheaper than a sum) detects it.
     """
-    with np.errstate(invalid="ignore", over="ignore"):       # inf·0 is handled just below
+    with np.errstate(invalid="ignore"):                      # inf·0 is handled just below
         dx = np.multiply(dy, mask, dtype=dy.dtype)
-        finite = np.isfinite(np.sum(dx))
-    if not finite:              # one cheap reduction detects any inf/NaN
+    if dx.size and np.isnan(np.max(dx)):
         return np.where(mask, dy, 0)
     return dx
+
+
+_ZERO_BLOCK = 8192                   # elements per row of the blocked np.maximum(x, 0)
+_zero_rows: dict[np.dtype, Array] = {}
+
+
+def _relu_values(x: Array) -> Array:
+    """max(x, 0), elementwise, as a fresh array of x's dtype (NaN stays NaN).
+
+    NumPy's ``maximum`` against a scalar takes a slow strided loop (~3× slower than against an
+    array); for a C-contiguous input the work is done as rows of ``_ZERO_BLOCK`` elements
+    against one cached row of zeros, which takes the vectorised array–array loop. The values
+    are those of ``np.maximum(x, 0)``.
+    """
+    if not x.flags.c_contiguous or x.size < _ZERO_BLOCK or x.dtype.kind != "f":
+        return np.asarray(np.maximum(x, 0))
+    zeros = _zero_rows.get(x.dtype)
+    if zeros is None:
+        zeros = _zero_rows[x.dtype] = np.zeros(_ZERO_BLOCK, x.dtype)
+    y = np.empty_like(x)
+    xf, yf = x.reshape(-1), y.reshape(-1)
+    k = x.size // _ZERO_BLOCK * _ZERO_BLOCK
+    np.maximum(xf[:k].reshape(-1, _ZERO_BLOCK), zeros, out=yf[:k].reshape(-1, _ZERO_BLOCK))
+    np.maximum(xf[k:], zeros[:x.size - k], out=yf[k:])
+    return y
 
 
 def _stable_softplus(z: Array) -> Array:
@@ -128,13 +154,14 @@ def relu_forward(input: Array, inplace: bool = False) -> tuple[Array, YCtx]:
     """
     check_array("relu", "input", input)
     check_inplace("relu", inplace)
-    y = np.asarray(np.maximum(input, 0))
+    y = _relu_values(input)
     return y, YCtx(y)
 
 
 def relu_backward(ctx: YCtx, dy: Array) -> Array:
-    """dx = dy ⊙ [y > 0]"""
-    return _mask_grad(dy, ctx.y > 0)
+    """dx = dy ⊙ [not y <= 0]   (torch's threshold_backward: dy passes where y > 0 and where y
+    is NaN, i.e. where the input was NaN)"""
+    return _mask_grad(dy, ~(ctx.y <= 0))
 
 
 class LeakyReluCtx(NamedTuple):
