@@ -287,3 +287,90 @@ def test_non_finite_upstream_gradient_reaches_only_the_winners(kwargs):
     _, tdx = _torch(TF.max_pool2d, x, dy=dy, **kwargs)
     np.testing.assert_array_equal(dx, tdx)
     assert np.isnan(dx).sum() == 1 and np.isinf(dx).sum() == 1
+
+
+# ------------------------------------------------------------------------------- fast layout
+@settings(max_examples=examples(1))
+@given(data=st.data(), nd=st.integers(1, 3), seed=seeds)
+def test_phase_runs_are_the_offset_views_of_the_padded_input(data, nd, seed):
+    """The polyphase layout's claim: offset j's flat run, at every valid grid position, is
+    what the strided offset view of the ∓inf-padded input shows (the plain definition), and
+    merge is split's adjoint (every input element lands in at most one phase)."""
+    from scratchnn.functional import _window, pooling as P
+    k = [data.draw(st.integers(1, 3)) for _ in range(nd)]
+    s = [data.draw(st.integers(1, 3)) for _ in range(nd)]
+    dil = [data.draw(st.integers(1, 2)) for _ in range(nd)]
+    pad = [data.draw(st.integers(0, ki // 2)) for ki in k]
+    size = [data.draw(st.integers(max(1, di * (ki - 1) + 1 - 2 * pi), 7))
+            for ki, di, pi in zip(k, dil, pad)]
+    x = np.random.default_rng(seed).standard_normal((3, 2, *size))
+    g = P._geometry("t", x, nd, k, s, pad, dil, data.draw(st.booleans()))
+    pp = P._polyphase(g)
+    planes = P._planes(x, nd)
+    flat, grids = pp.buffer(planes.shape[0], x.dtype, -np.inf)
+    pp.split(planes, grids)
+    xp = _window.pad(planes, g.pads, -np.inf)
+    for j, (_, sl) in enumerate(_window.offset_slices(k, s, dil, g.out)):
+        run = pp.run(j, flat, planes.shape[0]).reshape((-1,) + pp.grid)
+        np.testing.assert_array_equal(P._valid(run, g.out), xp[(Ellipsis,) + sl])
+    dx = np.full(planes.shape, np.nan)
+    pp.merge(grids, dx)
+    seen = np.zeros(planes.shape, bool)
+    for box, src in pp.phases:
+        assert not seen[(Ellipsis,) + src].any()
+        seen[(Ellipsis,) + src] = True
+    assert pp.complete == seen.all()
+    np.testing.assert_array_equal(dx, np.where(seen, planes, 0.0))
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Chunk even tiny inputs over 3 threads (ranges that do not start at plane 0)."""
+    from scratchnn.functional import pooling as P
+    before = snn.get_num_threads()
+    monkeypatch.setattr(P, "MIN_PARALLEL", 0)
+    yield lambda n: snn.set_num_threads(n)
+    snn.set_num_threads(before)
+
+
+THREAD_CASES = [("max_pool2d", dict(kernel_size=3, stride=2, padding=1, return_indices=True)),
+                ("min_pool2d", dict(kernel_size=2, return_indices=True)),
+                ("max_pool1d", dict(kernel_size=3, stride=1, dilation=2, padding=1,
+                                    ceil_mode=True)),
+                ("min_pool3d", dict(kernel_size=2, stride=1, padding=1)),
+                ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
+                                    count_include_pad=False)),
+                ("avg_pool3d", dict(kernel_size=2, stride=(1, 2, 3)))]
+
+
+@pytest.mark.parametrize("name, kwargs", THREAD_CASES, ids=[c[0] for c in THREAD_CASES])
+def test_threaded_chunks_are_bit_identical_to_one_call_and_match_torch(threaded, name, kwargs):
+    """Plane ranges on the worker pool give exactly the single-call result, ties and NaN
+    included (the NaN-aware rerun is decided per range); and the threaded path is torch's."""
+    nd = int(name[-2])
+    rng = np.random.default_rng(6)
+    x = make((3, 4) + (7,) * nd, rng, "ties")
+    x[0, 1].flat[[0, 3]] = np.nan                   # NaN in some ranges only
+    op = getattr(F, name)
+    results = []
+    for n in (1, 3, 2):
+        threaded(n)
+        outs, dx, dy = _ours(op, x, **kwargs)
+        results.append((outs, dx))
+    for outs, dx in results[1:]:
+        for o, o1 in zip(outs, results[0][0]):
+            np.testing.assert_array_equal(o, o1)
+        np.testing.assert_array_equal(dx, results[0][1])
+    if name.startswith("min"):
+        top = lambda t, **kw: tuple(s * o for s, o in zip(                  # noqa: E731
+            (-1, 1), _as_tuple(getattr(TF, f"max_pool{nd}d")(-t, **kw))))
+    else:
+        top = getattr(TF, name)
+    touts, tdx = _torch(top, x, dy=dy, **kwargs)
+    for o, t in zip(outs, touts):
+        np.testing.assert_allclose(o, t, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(dx, tdx, rtol=1e-12, atol=1e-15)
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)
