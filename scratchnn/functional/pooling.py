@@ -227,7 +227,7 @@ def _in_chunks(step: Callable[[int, int], Any], planes: int, work: int) -> None:
     when one thread is set or the ``work`` (elements) is under ``MIN_PARALLEL``.
 
     One range per thread, not many cache-sized ones: each range costs ~40 ufunc calls, and
-    every call hands the GIL over. Measured (max_pool2d k3 s2 p1, N·C = 2048 planes of
+    every call hands the GIL over; the calling thread computes the first range itself. Measured (max_pool2d k3 s2 p1, N·C = 2048 planes of
     32×32, 2 threads, forward + backward): 2 ranges 3.4 ms, 10 ranges of 1 MiB 4.6 ms,
     37 ranges of 256 KiB 10.5 ms; one thread 5.2 ms (the buffers fit in L3 anyway).
 
@@ -239,8 +239,12 @@ def _in_chunks(step: Callable[[int, int], Any], planes: int, work: int) -> None:
             step(0, planes)
         return
     bounds = np.linspace(0, planes, n + 1).astype(int)
-    for _ in pool().map(lambda i: step(bounds[i], bounds[i + 1]), range(n)):
-        pass                                                    # re-raises a worker's error
+    rest = [pool().submit(step, bounds[i], bounds[i + 1]) for i in range(1, n)]
+    try:
+        step(bounds[0], bounds[1])                  # the calling thread does a share too
+    finally:
+        for f in rest:
+            f.result()                                          # re-raises a worker's error
 
 
 # --------------------------------------------------------------------------- running max / min
