@@ -442,35 +442,31 @@ def _adadelta_reference(p, g, v, u, lr, rho, eps):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adadelta_in_place_threaded_update_equals_the_plain_formula(dtype):
-    """The in-place update (scratch buffers, split over threads for a large parameter) equals
-    the plain formula bit for bit, at every thread count, and keeps torch's state keys."""
-    from scratchnn import parallel
-    shapes = [(parallel.MIN_PARALLEL + 5,), (7, 3), ()]
+def test_adadelta_blocked_in_place_update_equals_the_plain_formula(dtype):
+    """The in-place update (block by block with scratch blocks; whole-array for a
+    non-contiguous parameter) equals the plain formula bit for bit, leaves the gradients alone
+    and keeps torch's state keys."""
+    from scratchnn.optim.adadelta import _BLOCK
     rng = np.random.default_rng(3)
-    init = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(4)]
+    init = [rng.standard_normal(s).astype(dtype) for s in [(3 * _BLOCK + 5,), (7, 3), ()]]
+    init.append(np.asfortranarray(rng.standard_normal((5, 4)).astype(dtype)))
+    grads = [[rng.standard_normal(a.shape).astype(dtype) for a in init] for _ in range(4)]
     ref = [a.copy() for a in init]
     vs, us = [np.zeros_like(a) for a in init], [np.zeros_like(a) for a in init]
     for gs in grads:
         for p, g, v, u in zip(ref, gs, vs, us):
             _adadelta_reference(p, g, v, u, 0.5, 0.9, 1e-6)
-    before = parallel.get_num_threads()
-    try:
-        for threads in (1, 2, 3):
-            parallel.set_num_threads(threads)
-            ps = [Parameter(a.copy()) for a in init]
-            o = optim.Adadelta(ps, lr=0.5)
-            for gs in grads:
-                for p, g in zip(ps, gs):
-                    p.grad = g.copy()
-                o.step()
-                for p, g in zip(ps, gs):
-                    np.testing.assert_array_equal(p.grad, g)            # grads untouched
-            for p, r, v, u in zip(ps, ref, vs, us):
-                np.testing.assert_array_equal(p.data, r)
-                np.testing.assert_array_equal(o.state[p]["square_avg"], v)
-                np.testing.assert_array_equal(o.state[p]["acc_delta"], u)
-                assert sorted(o.state[p]) == ["acc_delta", "square_avg", "step"]
-    finally:
-        parallel.set_num_threads(before)
+    ps = [Parameter(a.copy(order="K")) for a in init]
+    assert not ps[-1].data.flags.c_contiguous                       # the whole-array path
+    o = optim.Adadelta(ps, lr=0.5)
+    for gs in grads:
+        for p, g in zip(ps, gs):
+            p.grad = g.copy(order="K")
+        o.step()
+        for p, g in zip(ps, gs):
+            np.testing.assert_array_equal(p.grad, g)                # grads untouched
+    for p, r, v, u in zip(ps, ref, vs, us):
+        np.testing.assert_array_equal(p.data, r)
+        np.testing.assert_array_equal(o.state[p]["square_avg"], v)
+        np.testing.assert_array_equal(o.state[p]["acc_delta"], u)
+        assert sorted(o.state[p]) == ["acc_delta", "square_avg", "step"]
