@@ -136,7 +136,10 @@ def test_naive_checks_arguments_like_the_fast_op():
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("stride", [1, 2])     # stride 1: the flipped-kernel route for dx
-def test_chunked_threaded_path_matches_torch(monkeypatch, nd, transposed, stride):
+@pytest.mark.parametrize("keep_cols", [True, False])   # conv's backward: saved or recomputed
+def test_chunked_threaded_path_matches_torch(monkeypatch, nd, transposed, stride, keep_cols):
+    if not keep_cols:
+        monkeypatch.setattr(conv_impl, "SAVE_COLS_BYTES", 0)
     monkeypatch.setattr(conv_impl, "WORKSPACE_BYTES", 2048)      # many small chunks
     monkeypatch.setattr(conv_impl, "PARALLEL_MIN", 0)            # on the thread pool
     monkeypatch.setattr(conv_impl, "_THREADS", 2)
