@@ -32,6 +32,15 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _madvise_hugepage() -> bool | None:
+    """Whether NumPy advises huge pages for large arrays (see ``benchmarks/__init__.py``)."""
+    try:
+        from numpy._core.multiarray import _get_madvise_hugepage
+        return bool(_get_madvise_hugepage())
+    except ImportError:                                      # pragma: no cover
+        return None
+
+
 def blas_info() -> list[dict]:
     """threadpoolctl's view of the loaded BLAS/OpenMP libraries (kernel = ``architecture``)."""
     from threadpoolctl import threadpool_info
@@ -65,6 +74,7 @@ def machine_info(threads: int) -> dict:
         "torch_parallel": torch.__config__.parallel_info().splitlines()[:6],
         "blas": blas_info(),
         "blas_env": {k: os.environ[k] for k in _BLAS_ENV if k in os.environ},
+        "numpy_madvise_hugepage": _madvise_hugepage(),
         "cuda": cuda,
     }
 

@@ -138,7 +138,8 @@ def _machine_lines(m: dict, peak: dict) -> list[str]:
              f"({m['affinity_cores']} usable); threads: {m['threads']} (torch and NumPy's BLAS)",
              f"- Python {m['python']}, NumPy {m['numpy']}, torch {m['torch']}",
              f"- NumPy BLAS: {blas}",
-             f"- BLAS environment: {env}"]
+             f"- BLAS environment: {env}; NumPy huge-page advice: "
+             f"{ {True: 'on', False: 'off', None: '?'}[m.get('numpy_madvise_hugepage')]}"]
     if m.get("cuda"):
         lines.append(f"- CUDA: {m['cuda']['device']} (CUDA {m['cuda']['cuda']})")
     if peak:
