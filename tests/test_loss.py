@@ -250,3 +250,24 @@ def test_bad_input_names_function_and_parameter(call, fn, param):
         call()
     msg = str(e.value)
     assert f"{fn}()" in msg and f"'{param}'" in msg, msg
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (4,), (3, 4, 2)])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nll_loss_fast_path_equals_the_weighted_path(shape, reduction, dtype):
+    """No weight and nothing ignored takes a fast path (−x[n, t_n], fancy indexing in 2-d);
+    it must equal the general path (weight = ones, or an ignore_index hit by no target) bit
+    for bit, forward and backward, including a NaN and an infinite logit."""
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[0], x.flat[-1] = np.nan, -np.inf
+    C = shape[0] if len(shape) == 1 else shape[1]
+    t = rng.integers(0, C, () if len(shape) == 1 else (shape[0],) + shape[2:])
+    dout = np.asarray(1.5 if reduction != "none" else rng.standard_normal(t.shape), dtype)
+    fast, pb = scratchnn.vjp(F.nll_loss, x, t, reduction=reduction)
+    for kw in ({"weight": np.ones(C, dtype)}, {"ignore_index": C}):
+        slow, pb_slow = scratchnn.vjp(F.nll_loss, x, t, reduction=reduction, **kw)
+        assert fast.dtype == slow.dtype == dtype
+        np.testing.assert_array_equal(fast, slow)
+        np.testing.assert_array_equal(pb(dout)[0], pb_slow(dout)[0])

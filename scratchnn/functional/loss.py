@@ -139,6 +139,7 @@ class _ClassTargets(NamedTuple):
     keep: Array       # (N, *) bool: target != ignore_index
     w_t: Array        # (N, *) weight of each target class, 0 where ignored
     total: Array      # Σ w_t: the 'mean' denominator
+    plain: bool       # no weight and nothing ignored: w_t is all ones (the fast path)
 
 
 def _class_targets(fn: str, input: Any, target: Any, weight: Any,
@@ -164,29 +165,39 @@ def _class_targets(fn: str, input: Any, target: Any, weight: Any,
                          f"shape {input.shape}, got {target.shape}")
     C = _check_class_weight(fn, input, weight)
     keep = target != ignore_index
-    bad = keep & ((target < 0) | (target >= C))
-    if bad.any():
-        raise ValueError(f"{fn}(): parameter 'target' holds class index {target[bad].flat[0]}, "
-                         f"outside [0, {C - 1}] (and not ignore_index={ignore_index})")
+    if target.size and (target.min() < 0 or target.max() >= C):       # two cheap reductions
+        bad = keep & ((target < 0) | (target >= C))                    # first: usually fine
+        if bad.any():
+            raise ValueError(f"{fn}(): parameter 'target' holds class index "
+                             f"{target[bad].flat[0]}, outside [0, {C - 1}] (and not "
+                             f"ignore_index={ignore_index})")
     x = input if input.ndim >= 2 else input[None]                       # (N, C, *)
     keep = keep if input.ndim >= 2 else keep[None]                      # (N, *)
-    safe = np.where(keep, target if input.ndim >= 2 else target[None], 0)
+    t = target if input.ndim >= 2 else target[None]
+    all_kept = bool(keep.all())
+    safe = t if all_kept else np.where(keep, t, 0)
     if weight is None:
         w_t = keep.astype(input.dtype)
     else:
         w_t = np.where(keep, weight[safe], 0).astype(input.dtype, copy=False)
-    return _ClassTargets(x, safe, keep, w_t, np.asarray(w_t.sum(), dtype=input.dtype))
+    return _ClassTargets(x, safe, keep, w_t, np.asarray(w_t.sum(), dtype=input.dtype),
+                         all_kept and weight is None)
 
 
 def _gather(x: Array, idx: Array) -> Array:
     """``x[n, idx[n, *], *]``: (N, C, *) at (N, *) class indices -> (N, *)."""
+    if x.ndim == 2:                                  # the common case, without take_along_axis
+        return x[np.arange(len(idx)), idx]
     return np.take_along_axis(x, idx[:, None], axis=1)[:, 0]
 
 
 def _scatter(shape: tuple, idx: Array, values: Array, dtype: Any) -> Array:
     """The adjoint of :func:`_gather`: zeros of ``shape`` (N, C, *) with ``values`` at ``idx``."""
     out = np.zeros(shape, dtype=dtype)
-    np.put_along_axis(out, idx[:, None], values[:, None], axis=1)
+    if len(shape) == 2:
+        out[np.arange(len(idx)), idx] = values
+    else:
+        np.put_along_axis(out, idx[:, None], values[:, None], axis=1)
     return out
 
 
@@ -216,7 +227,11 @@ def nll_loss_forward(input: Array, target: Array, weight: Array | None = None,
     fn = "nll_loss"
     red = legacy_reduction(fn, size_average, reduce, reduction)
     ct = _class_targets(fn, input, target, weight, ignore_index)
-    loss = np.where(ct.keep, -ct.w_t * _gather(ct.x, ct.safe), 0).astype(input.dtype)  # (N, *)
+    picked = _gather(ct.x, ct.safe)                                     # (N, *)
+    if ct.plain:                                                        # w_t = 1: −1·x = −x
+        loss = -picked
+    else:
+        loss = np.where(ct.keep, -ct.w_t * picked, 0).astype(input.dtype)
     if input.ndim == 1:
         loss = loss[0, ...]                                             # 0-d, still an array
     return _reduce(loss, red, ct.total), NllLossCtx(ct, red, input.ndim == 1)
@@ -228,8 +243,11 @@ def nll_loss_backward(ctx: NllLossCtx, dout: Array) -> tuple[Array, None]:
     if ctx.unbatched and ctx.reduction == "none":
         dout = dout[None]
     g = -_expand(dout, ctx.reduction, ct.w_t.shape, ct.total)          # (N, *)
-    with np.errstate(invalid="ignore"):                                # 0·∞ when Σ w[t] = 0
-        dx = _scatter(ct.x.shape, ct.safe, np.where(ct.keep, ct.w_t * g, 0), ct.x.dtype)
+    if ct.plain:                                                       # w_t = 1: 1·g = g
+        dx = _scatter(ct.x.shape, ct.safe, g, ct.x.dtype)
+    else:
+        with np.errstate(invalid="ignore"):                            # 0·∞ when Σ w[t] = 0
+            dx = _scatter(ct.x.shape, ct.safe, np.where(ct.keep, ct.w_t * g, 0), ct.x.dtype)
     return (dx[0] if ctx.unbatched else dx), None
 
 
