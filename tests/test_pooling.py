@@ -337,10 +337,8 @@ THREAD_CASES = [("max_pool2d", dict(kernel_size=3, stride=2, padding=1, return_i
                 ("min_pool2d", dict(kernel_size=2, return_indices=True)),
                 ("max_pool1d", dict(kernel_size=3, stride=1, dilation=2, padding=1,
                                     ceil_mode=True)),
-                ("min_pool3d", dict(kernel_size=2, stride=1, padding=1)),
-                ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
-                                    count_include_pad=False)),
-                ("avg_pool3d", dict(kernel_size=2, stride=(1, 2, 3)))]
+                ("min_pool3d", dict(kernel_size=2, stride=1, padding=1))]
+# (average pooling runs on one thread; its plane blocks are tested below)
 
 
 @pytest.mark.parametrize("name, kwargs", THREAD_CASES, ids=[c[0] for c in THREAD_CASES])
@@ -374,3 +372,104 @@ def test_threaded_chunks_are_bit_identical_to_one_call_and_match_torch(threaded,
 
 def _as_tuple(out):
     return out if isinstance(out, tuple) else (out,)
+
+
+# ------------------------------------------------------------------------ separable average
+def _avg_by_offsets(x, g, div, dy):
+    """The plain definition: Σ over the k_1·…·k_d offset views of the zero-padded input, / D;
+    and its adjoint, dy/D added into every offset view of a zero-padded dx."""
+    from scratchnn.functional import _window
+    xp = _window.pad(x, g.pads, 0.0)
+    y = np.zeros(x.shape[:-len(g.out)] + g.out, x.dtype)
+    dxp = np.zeros(xp.shape, x.dtype)
+    for _, sl in _window.offset_slices(g.kernel, g.stride, (1,) * len(g.out), g.out):
+        y += xp[(Ellipsis,) + sl]
+        dxp[(Ellipsis,) + sl] += dy / div
+    return y / div, _window.unpad(dxp, g.pads)
+
+
+def _avg_variants(monkeypatch, x, dy, nd, **kwargs):
+    """{name: (y, dx)} of the separable average pooling: flat runs along the last dim (the
+    default), sliced passes only, and plane blocks of one and of about four planes (the last
+    block partial)."""
+    from scratchnn.functional import pooling as P
+    op = getattr(F, f"avg_pool{nd}d")
+    res = {}
+    four = 4 * x[(0,) * (x.ndim - nd)].nbytes
+    for name, flat, block in (("flat", True, 1 << 22), ("sliced", False, 1 << 22),
+                              ("blocks of 1", True, 1), ("blocks of 4", True, four)):
+        monkeypatch.setattr(P, "_FLAT_RUNS", flat)
+        monkeypatch.setattr(P, "_BLOCK_BYTES", block)
+        outs, dx, _ = _ours(op, x, dy=dy, **kwargs)
+        res[name] = (outs[0], dx)
+    return res
+
+
+@settings(max_examples=examples(2), deadline=None)
+@given(data=st.data(), nd=st.integers(1, 3), seed=seeds)
+def test_separable_avg_is_the_sum_over_offsets_on_every_path(data, nd, seed):
+    """Flat runs (with their boundary windows summed again), sliced passes and plane blocks
+    give bit-identical results, equal to the plain sum over the offset views, ceil_mode's
+    overhang, count_include_pad and divisor_override included."""
+    from scratchnn.functional import pooling as P
+    k = [data.draw(st.integers(1, 4)) for _ in range(nd)]
+    s = [data.draw(st.integers(1, 3)) for _ in range(nd)]
+    p = [data.draw(st.integers(0, ki // 2)) for ki in k]
+    if data.draw(st.booleans()):        # L = O·s: the last dim takes the flat runs
+        size = [ki * si + data.draw(st.integers(0, 2)) * si for ki, si in zip(k, s)]
+        size[-1] = max(1, (size[-1] + 2 * p[-1] - k[-1]) // s[-1] + 1) * s[-1]
+    else:
+        size = [data.draw(st.integers(max(1, ki - 2 * pi), 8)) for ki, pi in zip(k, p)]
+    if nd == 3:
+        size = [max(n, ki) for n, ki in zip(size, k)]
+    kwargs = dict(kernel_size=k, stride=s, padding=p, ceil_mode=data.draw(st.booleans()),
+                  count_include_pad=data.draw(st.booleans()))
+    if nd > 1 and data.draw(st.booleans()):
+        kwargs["divisor_override"] = data.draw(st.integers(1, 5))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, *size))
+    try:
+        g = P._geometry("t", x, nd, k, s, p, 1, kwargs["ceil_mode"])
+    except ValueError:
+        return
+    div = P._avg_divisor(g, kwargs["count_include_pad"], kwargs.get("divisor_override"),
+                         x.dtype)
+    dy = rng.standard_normal((2, 3, *g.out))
+    from _pytest.monkeypatch import MonkeyPatch
+    with MonkeyPatch.context() as mp:
+        res = _avg_variants(mp, x, dy, nd, **kwargs)
+    y0, dx0 = res["flat"]
+    for y, dx in res.values():
+        np.testing.assert_array_equal(y, y0)
+        np.testing.assert_array_equal(dx, dx0)
+    ref_y, ref_dx = _avg_by_offsets(x, g, div, dy)
+    np.testing.assert_allclose(y0, ref_y, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx0, ref_dx, rtol=1e-12, atol=1e-14)
+
+
+FLAT_CASES = [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=2),
+              dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=(2, 3), stride=(1, 3)),
+              dict(kernel_size=4, stride=2, padding=1, count_include_pad=False)]
+
+
+@pytest.mark.parametrize("kwargs", FLAT_CASES, ids=str)
+def test_flat_runs_are_taken_and_match_sliced_passes_and_torch(monkeypatch, kwargs):
+    """The benchmark's geometries (rows of L = O·s) really take the flat runs, whose reads
+    past a row's end are summed again for the boundary windows; float32 as torch."""
+    from scratchnn.functional import pooling as P
+    taken = []
+    real = P._flat_ok
+    monkeypatch.setattr(P, "_flat_ok", lambda *a: taken.append(real(*a)) or taken[-1])
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 12, 12)).astype(np.float32)
+    x[0, 0, :, -1] = 1e6                 # a wrong read past the row's end would show
+    y = F.avg_pool2d(x, **kwargs)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    res = _avg_variants(monkeypatch, x, dy, 2, **kwargs)
+    assert any(taken)
+    for yv, dxv in res.values():
+        np.testing.assert_array_equal(yv, res["flat"][0])
+        np.testing.assert_array_equal(dxv, res["flat"][1])
+    touts, tdx = _torch(TF.avg_pool2d, x, dy=dy, **kwargs)
+    np.testing.assert_allclose(res["flat"][0], touts[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(res["flat"][1], tdx, rtol=1e-5, atol=1e-6)

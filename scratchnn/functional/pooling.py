@@ -13,11 +13,16 @@ every window sees at that offset (every batch, channel and output position at on
         v = offset j of every window  # (N, C, *O)
         m = max(m, v)                 # running max (min, sum)
 
-Max, min and average pooling read the offsets from a *polyphase* copy of the padded input
+Max and min pooling read the offsets from a *polyphase* copy of the padded input
 (:class:`Polyphase`): split by stride phase, each offset is a contiguous flat run, so every pass
 is one long SIMD loop instead of a strided view whose inner loop is a single output row (~6×
 slower). The planes are split into one range per thread (:func:`_in_chunks`); the results do not
 depend on the thread count.
+
+Average pooling needs no padded copy at all: a window sum is separable, so it sums along one
+dimension at a time (:func:`_box_sum`, adjoint :func:`_box_spread`), ``k_1 + … + k_d`` passes
+over clipped slices (zero padding adds nothing) instead of ``k_1·…·k_d``; along the last
+dimension one strided flat run per offset covers every row at once (:func:`_flat_ok`).
 
 Conventions (torch's, CPU):
 
@@ -490,6 +495,168 @@ class AvgPoolCtx(NamedTuple):
     shape: tuple[int, ...]     # the input's shape
 
 
+# A window sum is separable: along each dimension in turn, y_i[o] = Σ_j y_{i−1}[o·s − p + j]
+# (clipped to the input: zero padding adds nothing, so no padded copy is made). Each pass
+# below is a whole-array ufunc call over one offset's slice.
+Term = tuple[int, int, Array]      # (a, b, v): add v (outer, b − a, inner) into dst[:, a:b]
+
+
+def _accumulate(dst: Array, terms: Sequence[Term]) -> None:
+    """``dst (outer, M, inner) = Σ terms`` in the given order; where no term reaches, 0.
+
+    The first two terms go in one ``np.add`` over their common range (no copy-then-add);
+    the parts only one of them covers are copied, and the rest are added in place. Every
+    element is thus ``((t_1 + t_2) + t_3) + …`` over the terms that reach it, in order — the
+    same value however the terms are cut (up to the sign of a zero)."""
+    terms = [t for t in terms if t[1] > t[0]]
+    M = dst.shape[1]
+    if len(terms) >= 2 and max(terms[0][0], terms[1][0]) < min(terms[0][1], terms[1][1]):
+        (a0, b0, v0), (a1, b1, v1) = terms[:2]
+        a, b = max(a0, a1), min(b0, b1)
+        np.add(v0[:, a - a0:b - a0], v1[:, a - a1:b - a1], out=dst[:, a:b])
+        (lo, va, ta), (hi, vb, tb) = min((a0, v0, a0), (a1, v1, a1), key=lambda t: t[0]), \
+            max((b0, v0, a0), (b1, v1, a1), key=lambda t: t[0])
+        if lo < a:
+            np.copyto(dst[:, lo:a], va[:, lo - ta:a - ta])    # only the earlier term starts
+        if b < hi:
+            np.copyto(dst[:, b:hi], vb[:, b - tb:hi - tb])    # only the later term ends
+        rest = terms[2:]
+    elif terms:
+        lo, hi, v = terms[0]
+        np.copyto(dst[:, lo:hi], v)
+        rest = terms[1:]
+    else:
+        lo = hi = M
+        rest = []
+    if lo > 0:
+        dst[:, :lo] = 0
+    if hi < M:
+        dst[:, hi:] = 0
+    for a, b, v in rest:
+        np.add(dst[:, a:b], v, out=dst[:, a:b])
+
+
+def _offset_ranges(k: int, s: int, lo: int, L: int, O: int) -> list[tuple[int, int]]:
+    """Per kernel offset j, the windows ``[o0, o1)`` whose element ``o·s − lo + j`` lies in
+    ``[0, L)`` (the others see padding, or ceil_mode's overhang, there)."""
+    out = []
+    for j in range(k):
+        o0 = max(0, -((j - lo) // s))
+        out.append((o0, max(o0, min(O, (L - 1 + lo - j) // s + 1))))
+    return out
+
+
+def _flat_ok(src: Array, dst: Array, s: int, pooled: bool) -> bool:
+    """The last dimension (``inner == 1``) with rows of ``L = O·s``: window ``o`` of row ``r``
+    then reads flat element ``(r·O + o)·s + j − lo``, one strided 1-d run per offset over all
+    rows at once (no per-row inner loops)."""
+    L, O = (src.shape[1], dst.shape[1]) if pooled else (dst.shape[1], src.shape[1])
+    return src.shape[2] == 1 and L == O * s and _FLAT_RUNS
+
+
+_FLAT_RUNS = True       # tests switch the flat runs off to compare with the sliced passes
+
+
+def _box_sum(src: Array, dst: Array, k: int, s: int, lo: int) -> None:
+    """``dst[:, o] = Σ_j src[:, o·s − lo + j]`` over ``j < k`` with ``0 ≤ o·s − lo + j < L``:
+    src ``(outer, L, inner)`` -> dst ``(outer, O, inner)``, one dimension of a window sum.
+
+    Sliced: offset j adds the strided slice ``src[:, o0·s − lo + j :: s]`` into
+    ``dst[:, o0:o1]``. Flat (:func:`_flat_ok`): offset j adds one strided run over all rows;
+    in a window ``o`` that offset j must skip, that run reads a neighbouring row's element,
+    so those few boundary windows are summed again, sliced, afterwards."""
+    outer, L, _ = src.shape
+    O = dst.shape[1]
+    ranges = _offset_ranges(k, s, lo, L, O)
+    if not _flat_ok(src, dst, s, True):
+        _accumulate(dst, [(o0, o1, src[:, o0 * s - lo + j::s][:, :o1 - o0])
+                          for j, (o0, o1) in enumerate(ranges)])
+        return
+    sf, df = src.reshape(1, -1, 1), dst.reshape(1, -1, 1)
+    terms = []
+    for j in range(k):                          # run q reads sf[q·s + c], kept inside src
+        c = j - lo
+        qa, qb = max(0, -(c // s)), min(df.shape[1], (sf.shape[1] - 1 - c) // s + 1)
+        terms.append((qa, qb, sf[:, qa * s + c::s][:, :qb - qa]))
+    _accumulate(df, terms)
+    d2, s2 = dst.reshape(outer, O, 1), src.reshape(outer, L, 1)
+    for o in range(O):
+        if any(not o0 <= o < o1 for o0, o1 in ranges):
+            _accumulate(d2[:, o:o + 1], [(0, 1, s2[:, i:i + 1]) for i in
+                                         (o * s - lo + j for j, (o0, o1) in enumerate(ranges)
+                                          if o0 <= o < o1)])
+
+
+def _box_spread(src: Array, dst: Array, k: int, s: int, lo: int) -> None:
+    """The adjoint of :func:`_box_sum`: ``dst[:, i] = Σ src[:, o]`` over the (o, j) with
+    ``o·s − lo + j = i``; src ``(outer, O, inner)`` -> dst ``(outer, L, inner)``.
+
+    The positions ``i ≡ r (mod s)`` form one sliced (or flat) view ``dst[:, r::s]``; the
+    offsets with ``(j − lo) mod s = r`` write it, at view index ``o + (j − lo − r)/s``. In
+    the flat form an offset's skipped windows wrap into a neighbouring row's elements, so
+    those positions are summed again, sliced, afterwards."""
+    outer, O, _ = src.shape
+    L = dst.shape[1]
+    ranges = _offset_ranges(k, s, lo, L, O)
+    flat = _flat_ok(src, dst, s, False)
+    sv, dv = (src.reshape(1, -1, 1), dst.reshape(1, -1, 1)) if flat else (src, dst)
+    for r in range(s):
+        terms = []
+        for j, (o0, o1) in enumerate(ranges):
+            c = j - lo
+            if c % s != r:
+                continue
+            if flat:                            # src run q lands on dv[q·s + c], kept inside
+                o0, o1 = max(0, -(c // s)), min(sv.shape[1], (dv.shape[1] - 1 - c) // s + 1)
+            d = (c - r) // s
+            terms.append((o0 + d, o1 + d, sv[:, o0:o1]))
+        _accumulate(dv[:, r::s], terms)
+    if flat:
+        d2, s2 = dst.reshape(outer, L, 1), src.reshape(outer, O, 1)
+        wrapped = {(o * s - lo + j) % L for j, (o0, o1) in enumerate(ranges)
+                   for o in [*range(o0), *range(o1, O)]}
+        for i in sorted(wrapped):
+            _accumulate(d2[:, i:i + 1], [(0, 1, s2[:, o:o + 1]) for j, (o0, o1) in
+                                         enumerate(ranges) for o in range(o0, o1)
+                                         if o * s - lo + j == i])
+
+
+_BLOCK_BYTES = 1 << 22     # 4 MiB: as fast as one block here; 1 MiB blocks cost 20 % more
+
+
+def _separable(src: Array, dst: Array, dims: Sequence[int], sizes: Sequence[int],
+               step: Callable[[Array, Array, int, int, int], None], g: Geometry,
+               div: Array, divide_first: bool) -> None:
+    """Planes ``src (P, *A)`` -> ``dst (P, *B)``: one ``step`` (:func:`_box_sum` or
+    :func:`_box_spread`) along each spatial dim in ``dims``, that dim's length becoming
+    ``sizes[d]``, and a division by ``div`` first (``divide_first``) or last.
+
+    Planes go in blocks of about ``_BLOCK_BYTES`` (at the block's largest stage): the
+    intermediate arrays are block-sized and reused from block to block, so the extra memory
+    stays a few MiB whatever the batch. Each block computes its planes exactly as one block
+    would (bit-identical for any block size)."""
+    shapes = [src.shape[1:]]
+    for d in dims:
+        shapes.append(shapes[-1][:d] + (sizes[d],) + shapes[-1][d + 1:])
+    P = src.shape[0]
+    block = max(1, min(P, _BLOCK_BYTES // (src.itemsize * max(map(math.prod, shapes)))))
+    mids = [np.empty((block,) + shp, dst.dtype) for shp in shapes[1:-1]]
+    first = np.empty((block,) + shapes[0], dst.dtype) if divide_first else None
+    for a in range(0, P, block):
+        n = min(block, P - a)
+        cur = src[a:a + n]
+        if first is not None:
+            cur = np.divide(cur, div, out=first[:n])
+        for i, d in enumerate(dims):
+            nxt = dst[a:a + n] if i == len(dims) - 1 else mids[i][:n]
+            outer = n * math.prod(nxt.shape[1:d + 1])
+            step(cur.reshape(outer, shapes[i][d], -1), nxt.reshape(outer, sizes[d], -1),
+                 g.kernel[d], g.stride[d], g.padding[d])
+            cur = nxt
+        if not divide_first:
+            np.divide(cur, div, out=cur)
+
+
 def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: Any,
                       padding: Any, ceil_mode: Any, count_include_pad: Any,
                       divisor_override: Any) -> tuple[Array, AvgPoolCtx]:
@@ -498,8 +665,11 @@ def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: 
     Shapes:  x (N, C, *S) or (C, *S) -> y (N, C, *O)
     Saves:   the divisors D (the backward is linear: it needs nothing else).
 
-    The sum runs over the offsets' flat runs of the phase layout (:class:`Polyphase`),
-    chunked over the threads (:func:`_in_chunks`).
+    The sum is separable: :func:`_box_sum` along the first spatial dimension, then the next,
+    ...; k_1 + … + k_d passes instead of k_1·…·k_d, none over a padded copy
+    (:func:`_separable`). One thread: split over the pool's threads, these short,
+    memory-bound passes measured no faster here (N=32, C=64, 32×32, 2 cores: 3.7 vs 3.5 ms
+    forward+backward; every pass hands the GIL over, see :func:`_in_chunks`).
     """
     _check_input(fn, input, nd)
     g = _geometry(fn, input, nd, kernel_size, stride, padding, 1, ceil_mode)
@@ -511,57 +681,22 @@ def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: 
         raise ValueError(f"{fn}(): parameter 'divisor_override' must not be zero")
     div = _avg_divisor(g, count_include_pad, divisor_override, input.dtype)
     x = _planes(input, nd)                                              # (N·C, *S)
-    pp = _polyphase(g)
     y = np.empty((x.shape[0],) + g.out, input.dtype)                    # (N·C, *O)
-
-    def step(a: int, b: int) -> None:
-        n = b - a
-        flat, grids = pp.buffer(n, input.dtype, 0.0)
-        pp.split(x[a:b], grids)
-        sums = y[a:b] if pp.grid == g.out else np.empty((n,) + pp.grid, input.dtype)
-        s = sums.reshape(-1)
-        np.copyto(s, pp.run(0, flat, n))
-        for j in range(1, len(pp.offsets)):
-            s += pp.run(j, flat, n)
-        ya = y[a:b]
-        np.divide(_valid(sums, g.out), div, out=ya)
-
-    _in_chunks(step, x.shape[0], y.size * len(pp.offsets))
+    _separable(x, y, range(nd), g.out, _box_sum, g, div, False)
     return y.reshape(input.shape[:-nd] + g.out), AvgPoolCtx(div, g, input.shape)
 
 
 def _avg_pool_backward(ctx: AvgPoolCtx, dy: Array) -> Array:
     """dx[o·s − p + j] += dy[o] / D[o]   for every offset j of every window o.
 
-    In the phase layout: ``dy/D`` (zero at scratch positions) is added into every offset's
-    flat run of a zeroed phase buffer, and the phases are gathered into dx; when each phase
-    is one offset's unshifted run (``direct``, e.g. k2 s2) ``dy/D`` goes straight into dx.
+    The forward's adjoint: ``dy/D``, then :func:`_box_spread` along the last spatial
+    dimension, then the one before, ... (each pass one offset's slice, as the forward).
     """
     g = ctx.geom
     nd = len(g.size)
-    pp = _polyphase(g)
     dy = _planes(dy, nd)                                                # (N·C, *O)
     dx = np.empty((dy.shape[0],) + g.size, dy.dtype)                    # (N·C, *S)
-
-    def step(a: int, b: int) -> None:
-        n = b - a
-        q = np.zeros((n,) + pp.grid, dy.dtype) if pp.grid != g.out else \
-            np.empty((n,) + pp.grid, dy.dtype)
-        np.divide(dy[a:b], ctx.divisor, out=_valid(q, g.out))         # (n, *G)
-        if pp.direct:                               # k2 s2: each offset owns its phase
-            if not pp.complete:
-                dx[a:b].fill(0)
-            for u, _ in pp.offsets:
-                pp.place(u, q, dx[a:b])
-            return
-        q = q.reshape(-1)
-        flat, grids = pp.buffer(n, dy.dtype, None)
-        for j in range(len(pp.offsets)):
-            run = pp.run(j, flat, n)
-            run += q
-        pp.merge(grids, dx[a:b])
-
-    _in_chunks(step, dy.shape[0], dy.size * len(pp.offsets))
+    _separable(dy, dx, range(nd - 1, -1, -1), g.size, _box_spread, g, ctx.divisor, True)
     return dx.reshape(ctx.shape)
 
 
