@@ -165,6 +165,24 @@ def test_edges_bce_clamp_kl_zero_and_empty_means():
     assert np.isnan(out) and np.all(dx == 0)                      # all ignored: nan, zero grad
 
 
+@pytest.mark.parametrize("ls", [0.0, 0.1])
+def test_cross_entropy_zero_total_weight_is_nan_as_torch(ls):
+    # every target's class weight is 0: 'mean' divides by Σ w[t_n] = 0. torch averages the
+    # label-smoothing term apart from the NLL term, so the NLL term's 0/0 makes the loss NaN
+    # (a single combined sum over 0 gave +inf here; found by the thorough profile).
+    x, t, w = np.array([[1.81, 0.89], [0.3, -1.2]]), np.array([0, 0]), np.array([0.0, 1.9])
+    ours = F.cross_entropy(x, t, weight=w, label_smoothing=ls)
+    ref = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t),
+                                            weight=torch.tensor(w), label_smoothing=ls)
+    assert np.isnan(ours) and torch.isnan(ref)
+    for red in ("sum", "none"):                                   # these stay finite
+        np.testing.assert_allclose(
+            F.cross_entropy(x, t, weight=w, label_smoothing=ls, reduction=red),
+            torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t),
+                                              weight=torch.tensor(w), label_smoothing=ls,
+                                              reduction=red).numpy(), rtol=1e-12)
+
+
 @settings(max_examples=examples(1.0))
 @given(seed=seeds, n=st.integers(1, 5), c=st.integers(2, 5),
        ls=st.sampled_from([0.0, 0.3]))

@@ -274,7 +274,8 @@ def cross_entropy_forward(input: Array, target: Array, weight: Array | None = No
 
     with ε = label_smoothing, C classes, w = weight (1 without):
       class indices t: a[n, c] = (1 − ε) w[t_n] [c = t_n] + (ε / C) w_c, and a = 0 where
-                       t_n = ignore_index; 'mean' divides by Σ_n w[t_n] (non-ignored);
+                       t_n = ignore_index; 'mean' divides by Σ_n w[t_n] (non-ignored),
+                       the two terms apart as torch does (Σ w[t_n] = 0 gives NaN);
       probabilities t (same shape as x): a[n, c] = w_c ((1 − ε) t[n, c] + ε / C);
                        'mean' divides by the number of samples N·d1·… (torch's rule).
 
@@ -319,13 +320,20 @@ def cross_entropy_forward(input: Array, target: Array, weight: Array | None = No
             coef = np.where(ct.keep[:, None], coef + smooth, 0).astype(x.dtype, copy=False)
         tscale, denom = None, ct.total
         nll = np.where(ct.keep, -_gather(logp, ct.safe), 0)             # −logp[n, t_n]
-        loss = ct.w_t * nll if eps == 0 else (1 - eps) * ct.w_t * nll + (eps / C) * np.where(
-            ct.keep, -(logp * (1 if wb is None else wb)).sum(axis=1), 0)
+        loss = ct.w_t * nll
+        if eps > 0:
+            uniform = np.where(ct.keep, -(logp * (1 if wb is None else wb)).sum(axis=1), 0)
+            if red != "mean":
+                loss = (1 - eps) * loss + (eps / C) * uniform
     loss = loss.astype(x.dtype, copy=False)
     if input.ndim == 1:
         loss = loss[0, ...]
     ctx = CrossEntropyCtx(lsm, coef, denom, red, input.ndim == 1, prob, tscale,
                           None if prob else ct.keep)
+    if not prob and eps > 0 and red == "mean":   # as torch, the two terms are averaged apart:
+        nll_mean = _reduce(loss, red, denom)     # with Σ w[t_n] = 0 the first is 0/0 = NaN
+        uniform_mean = _reduce(uniform.astype(x.dtype, copy=False), red, denom)
+        return np.asarray((1 - eps) * nll_mean + (eps / C) * uniform_mean, x.dtype), ctx
     return _reduce(loss, red, denom), ctx
 
 
