@@ -17,11 +17,15 @@ work per offset vectorises over batch, channels and every output position at onc
 * col2im (the backward of im2col) *adds* each offset's gradient into the same slice — no
   ``np.add.at``, because within one offset the slice hits every input element at most once;
 * pooling keeps a running max/min/sum over the offset slices.
+
+Where a strided view would make every pass an inner loop of one output row, :func:`phase_layout`
+splits the input by stride phase so that each offset is one contiguous run instead (the shifted
+GEMM of convolution and max/min pooling's passes read it that way).
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -155,6 +159,62 @@ def clipped_offset_slices(kernel: Sequence[int], stride: Sequence[int], dilation
         yield k, None, None
 
 
+class PhaseLayout(NamedTuple):
+    """A window geometry laid out by *stride phase*, so that every kernel offset is a flat shift.
+
+    Along a dimension with stride ``s``, the padded position ``p = o·s + k·dil`` (window ``o``,
+    offset ``k``) lies in phase ``r = p mod s`` at grid index ``p div s = o + ⌊k·dil / s⌋``. Each
+    phase is stored as a grid of ``G = O + ⌊dil·(k_max − 1) / s⌋`` points per dimension (C
+    order); offset ``k`` then reads phase ``r_k = (k·dil) mod s`` shifted by ``⌊k·dil / s⌋`` grid
+    steps — in the flattened grid one *contiguous* run starting at the flat shift
+    ``Σ ⌊k·dil / s⌋ · pitch``. Element ``q`` of that run is what window ``q`` sees at offset
+    ``k`` (grid positions with some ``q_i ≥ O_i`` are not windows: computed and dropped). With
+    stride 1 there is one phase: the padded input itself.
+
+    Convolution's shifted GEMM (a matrix product per offset over its run) and pooling's passes
+    (a running max or sum per offset over its run) both read the input this way.
+    """
+    grid: tuple[int, ...]                       # G
+    taps: tuple[tuple[int, int], ...]           # per kernel offset, row-major: (phase, shift)
+    phases: tuple[tuple[int, ...], ...]         # the phases some offset reads, first-use order
+    boxes: tuple[tuple[tuple[slice, ...], tuple[slice, ...]] | None, ...]
+    # per phase: (the grid positions that hold input, those inputs as slices of x), or None
+    # when the phase holds only padding
+
+    @property
+    def slack(self) -> int:
+        """The largest flat shift: how far past the grid the last run reads."""
+        return max(shift for _, shift in self.taps)
+
+
+def phase_layout(kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+                 lo: Sequence[int], size: Sequence[int], out: Sequence[int]) -> PhaseLayout:
+    """The :class:`PhaseLayout` of windows over an input of ``size`` padded by ``lo`` before
+    each dimension, with ``out`` windows per dimension."""
+    grid = tuple(o + di * (ki - 1) // si for o, ki, si, di in zip(out, kernel, stride, dilation))
+    pitch = [math.prod(grid[i + 1:]) for i in range(len(grid))]
+    ids: dict[tuple[int, ...], int] = {}
+    taps = []
+    for k in np.ndindex(*kernel):
+        r = tuple(ki * di % si for ki, di, si in zip(k, dilation, stride))
+        shift = sum(ki * di // si * p for ki, di, si, p in zip(k, dilation, stride, pitch))
+        taps.append((ids.setdefault(r, len(ids)), shift))
+    boxes = []
+    for r in ids:                       # grid index m of phase r is input index m·s + r − lo
+        box, src = [], []
+        for ri, si, li, n, g in zip(r, stride, lo, size, grid):
+            m0 = max(0, -((ri - li) // si))                    # first m with m·s + r ≥ lo
+            m1 = min(g, (n - 1 + li - ri) // si + 1)           # one past the last inside x
+            if m1 <= m0:
+                boxes.append(None)
+                break
+            box.append(slice(m0, m1))
+            src.append(slice(m0 * si + ri - li, (m1 - 1) * si + ri - li + 1, si))
+        else:
+            boxes.append((tuple(box), tuple(src)))
+    return PhaseLayout(grid, tuple(taps), tuple(ids), tuple(boxes))
+
+
 def check_window_args(fn: str, n: int, kernel_size: Any, stride: Any, dilation: Any
                       ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Normalise kernel/stride/dilation to n-tuples of ints >= 1 (``stride=None`` -> kernel)."""
@@ -170,5 +230,5 @@ def numel(shape: Sequence[int]) -> int:
 
 
 __all__ = ["parse_padding", "output_size", "pad", "unpad", "offset_slices",
-           "clipped_offset_slices", "window_view",
+           "clipped_offset_slices", "window_view", "PhaseLayout", "phase_layout",
            "check_window_args", "check_int", "numel"]

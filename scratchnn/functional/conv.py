@@ -59,7 +59,7 @@ import numpy as np
 from .._validate import check_array, check_int, check_same_dtype, ntuple
 from ..autodiff import defop
 from ..parallel import get_num_threads
-from ._window import Pads, clipped_offset_slices, parse_padding
+from ._window import Pads, clipped_offset_slices, parse_padding, phase_layout
 
 Array = np.ndarray
 
@@ -315,45 +315,23 @@ SHIFTED_MAX_WASTE = 1.15           # grid positions per output up to which it ru
 class _Grid(NamedTuple):
     """The flat layout of one convolution for :func:`_shifted_gemm` (batch size included).
 
-    The zero-padded x side is split into ``stride`` phases per dim (phase r holds the padded
-    positions ``m·s + r``; stride 1: one phase, the padded input itself), each laid out as a
-    *phase grid* ``(C, N, *P)`` flattened to ``(C, L)``, ``L = N·ΠP``. Kernel offset κ reads
-    phase ``r = κ·dil mod s`` shifted by ``q = κ·dil div s`` grid steps: a flat shift
-    ``Σ_d q_d·ΠP[d+1:]``. Window o's output sits at grid position o."""
+    The zero-padded x side is split into its stride phases (``_window.PhaseLayout``: phase r
+    holds the padded positions ``m·s + r``; stride 1: one phase, the padded input itself), each
+    laid out as a *phase grid* ``(C, N, *P)`` flattened to ``(C, L)``, ``L = N·ΠP``. Kernel
+    offset κ reads phase ``r = κ·dil mod s`` at the flat shift of ``κ·dil div s`` grid steps.
+    Window o's output sits at grid position o."""
     phases: tuple[tuple[int, ...], ...]   # the phases some kernel offset reads
     grid: tuple[int, ...]                 # P = O + (dil·(k − 1)) div s per dim
     L: int                                # N·ΠP: grid positions, valid outputs among them
     tail: int                             # the largest flat shift (zeros after the grid)
     taps: tuple[tuple[int, int], ...]     # per kernel offset (row-major): (phase index, shift)
+    boxes: tuple                          # per phase: (grid slices, x slices) or None
 
 
 def _grid(g: _Geometry, n: int) -> _Grid:
     """The :class:`_Grid` of geometry g for a batch of n (the phases in first-use order)."""
-    grid = tuple(o + di * (ki - 1) // si
-                 for o, di, ki, si in zip(g.out, g.dilation, g.kernel, g.stride))
-    flat = [math.prod(grid[d + 1:]) for d in range(len(grid))]   # flat step of each dim
-    taps, phases = [], {}
-    for k in np.ndindex(*g.kernel):
-        r = tuple(ki * di % si for ki, di, si in zip(k, g.dilation, g.stride))
-        shift = sum(ki * di // si * f for ki, di, si, f in zip(k, g.dilation, g.stride, flat))
-        taps.append((phases.setdefault(r, len(phases)), shift))
-    tail = max(s for _, s in taps)
-    return _Grid(tuple(phases), grid, n * math.prod(grid), tail, tuple(taps))
-
-
-def _phase_slices(g: _Geometry, gr: _Grid, r: tuple[int, ...]
-                  ) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
-    """(grid slices, x slices): grid position m of phase r is input position m·s + r − lo;
-    None when the phase holds only padding."""
-    gsl, xsl = [], []
-    for ri, si, lo, n, p in zip(r, g.stride, g.lo, g.size, gr.grid):
-        m0 = max(0, -((ri - lo) // si))                        # first m with m·s + r ≥ lo
-        m1 = min(p, (n - 1 + lo - ri) // si + 1)               # one past the last inside x
-        if m1 <= m0:
-            return None
-        gsl.append(slice(m0, m1))
-        xsl.append(slice(m0 * si + ri - lo, (m1 - 1) * si + ri - lo + 1, si))
-    return tuple(gsl), tuple(xsl)
+    lay = phase_layout(g.kernel, g.stride, g.dilation, g.lo, g.size, g.out)
+    return _Grid(lay.phases, lay.grid, n * math.prod(lay.grid), lay.slack, lay.taps, lay.boxes)
 
 
 def _to_grid(x: Array, g: _Geometry, gr: _Grid) -> Array:
@@ -362,8 +340,7 @@ def _to_grid(x: Array, g: _Geometry, gr: _Grid) -> Array:
     xg = _workspace((len(gr.phases), C, gr.L + gr.tail), x.dtype, "x grid")
     xg[...] = 0                                                    # (R, C, L + tail)
     xt = x.swapaxes(0, 1)                                          # (C, N, *S) view
-    for i, r in enumerate(gr.phases):
-        sl = _phase_slices(g, gr, r)
+    for i, sl in enumerate(gr.boxes):
         if sl is not None:
             xg[i, :, :gr.L].reshape(C, N, *gr.grid)[(Ellipsis, *sl[0])] = xt[(Ellipsis, *sl[1])]
     return xg
@@ -375,8 +352,7 @@ def _from_grid(xg: Array, g: _Geometry, gr: _Grid, n: int) -> Array:
     C = xg.shape[1]
     x = np.zeros((n, C) + g.size, xg.dtype)                        # (N, C, *S)
     xt = x.swapaxes(0, 1)                                          # (C, N, *S) view
-    for i, r in enumerate(gr.phases):
-        sl = _phase_slices(g, gr, r)
+    for i, sl in enumerate(gr.boxes):
         if sl is not None:
             xt[(Ellipsis, *sl[1])] = xg[i, :, :gr.L].reshape(C, n, *gr.grid)[(Ellipsis, *sl[0])]
     return x

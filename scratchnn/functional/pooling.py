@@ -49,7 +49,7 @@ import numpy as np
 from .._validate import check_array, check_bool, check_int, ntuple
 from ..autodiff import defop
 from ..parallel import MIN_PARALLEL, get_num_threads, pool
-from ._window import Pads, check_window_args, output_size
+from ._window import Pads, check_window_args, output_size, phase_layout
 
 Array = np.ndarray
 
@@ -123,15 +123,13 @@ def _values_grad(dy: Any) -> Array:
 # --------------------------------------------------------------------------- polyphase layout
 class Polyphase(NamedTuple):
     """The padded input split into its stride phases, so that every kernel offset is a
-    contiguous *flat shift* (one long SIMD-friendly ufunc pass) instead of a strided view.
+    contiguous *flat run* (one long SIMD-friendly ufunc pass) instead of a strided view.
 
-    Along a dimension with stride ``s``, padded position ``p = o·s + j·dil`` (window ``o``,
-    offset ``j``) lies in phase ``r = p mod s`` at grid index ``p // s = o + ⌊j·dil / s⌋``.
-    So offset ``j`` reads phase ``r_j = (j·dil) mod s`` at ``o + sh_j``, ``sh_j = ⌊j·dil/s⌋``:
-    a unit-stride shift. Each used phase is stored as a C-order grid of ``G = O + max sh``
-    points per dimension (``(U, n, *G)`` for ``U`` used phases and ``n`` planes), and is read
-    as the 1-d flat array; offset ``j`` is then the flat run starting at
-    ``u_j·n·|G| + Σ sh_j·pitch`` of length ``n·|G|`` — element ``q`` of it is what window
+    The layout is :class:`~scratchnn.functional._window.PhaseLayout` (convolution's shifted GEMM
+    uses it too): offset ``j`` reads phase ``u_j`` shifted by ``sh_j`` grid steps. Each used
+    phase is stored as a C-order grid of ``G`` points per dimension (``(U, n, *G)`` for ``U``
+    used phases and ``n`` planes) and read as one flat array; offset ``j`` is the flat run
+    starting at ``u_j·n·|G| + sh_j`` of length ``n·|G|`` — element ``q`` of it is what window
     ``q`` sees at offset ``j`` for every plane and every *valid* grid position ``q < O``.
     Positions with some ``q_i ≥ O_i`` are scratch: computed, never reported (their reads may
     cross into the next row or plane; a ``slack`` tail keeps them inside the buffer).
@@ -188,30 +186,17 @@ class Polyphase(NamedTuple):
 
 
 def _polyphase(g: Geometry) -> Polyphase:
-    """Lay out the windows of ``g`` in phases (see :class:`Polyphase`)."""
-    G = tuple(o + (k - 1) * d // s for o, k, s, d in zip(g.out, g.kernel, g.stride, g.dilation))
-    pitch = _plane_strides(G)
-    ids: dict[tuple[int, ...], int] = {}
-    offsets = []
-    for j in np.ndindex(*g.kernel):
-        r = tuple(ji * d % s for ji, d, s in zip(j, g.dilation, g.stride))
-        shift = sum(ji * d // s * p for ji, d, s, p in zip(j, g.dilation, g.stride, pitch))
-        offsets.append((ids.setdefault(r, len(ids)), shift))
-    phases, covers, inside = [], True, 0
-    for r in ids:                                           # insertion order = u
-        box, src = [], []
-        for ri, s, (lo, _), n, Gi in zip(r, g.stride, g.pads, g.size, G):
-            h0 = (ri - lo) % s                              # first input index in phase ri
-            g0 = (h0 + lo) // s                             # ... and its grid index
-            cnt = max(0, min(-(-(n - h0) // s), Gi - g0))
-            box.append(slice(g0, g0 + cnt))
-            src.append(slice(h0, h0 + s * (cnt - 1) + 1, s) if cnt else slice(0, 0))
-            covers = covers and g0 == 0 and cnt == Gi
-        phases.append((tuple(box), tuple(src)))
-        inside += math.prod(b.stop - b.start for b in box)
-    uses = np.bincount([u for u, _ in offsets], minlength=len(ids))
-    return Polyphase(G, offsets, phases, covers, inside == math.prod(g.size),
-                     bool((uses == 1).all()), max(sh for _, sh in offsets))
+    """Lay out the windows of ``g`` in phases (see :class:`Polyphase`): the shared
+    :func:`~scratchnn.functional._window.phase_layout` (convolution's shifted GEMM reads the
+    same layout), plus what the pooling passes need to know about it."""
+    lay = phase_layout(g.kernel, g.stride, g.dilation, [lo for lo, _ in g.pads], g.size, g.out)
+    empty = (slice(0, 0),) * len(lay.grid)
+    phases = [box if box is not None else (empty, empty) for box in lay.boxes]
+    covers = all(b.start == 0 and b.stop == G for box, _ in phases for b, G in zip(box, lay.grid))
+    inside = sum(math.prod(b.stop - b.start for b in box) for box, _ in phases)
+    uses = np.bincount([u for u, _ in lay.taps], minlength=len(lay.phases))
+    return Polyphase(lay.grid, list(lay.taps), phases, covers, inside == math.prod(g.size),
+                     bool((uses == 1).all()), lay.slack)
 
 
 def _valid(grid_array: Array, out: tuple[int, ...]) -> Array:
