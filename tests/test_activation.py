@@ -410,3 +410,32 @@ def test_masked_backward_equals_where_on_large_inputs(dtype):
     dx = pb(dy)[0]
     assert dx.dtype == dtype
     np.testing.assert_array_equal(dx, np.where(x > 0, dy, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sigmoid_blocks_equal_the_whole_array_formula(monkeypatch, dtype, threads):
+    # σ and its backward run block by block (and split over threads): the same operations as
+    # the whole-array formula, so the same bits, across block edges, at NaN/±inf/±0 too
+    import scratchnn
+    from scratchnn import parallel
+    from scratchnn.functional import activation as A
+    monkeypatch.setattr(A, "_SIGMOID_BLOCK", 1000)                 # many blocks, a ragged tail
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        x = (rng.standard_normal((7, 1234)) * 8).astype(dtype)
+        x.reshape(-1)[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 88.0]
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        y, pb = scratchnn.vjp(F.sigmoid, x)
+        e = np.exp(-np.abs(x))
+        np.testing.assert_array_equal(y, np.divide(np.maximum(e, x >= 0), 1 + e))
+        np.testing.assert_array_equal(pb(dy)[0], (1 - y) * dy * y)
+        assert y.dtype == dtype and pb(dy)[0].dtype == dtype
+        xs = x[:, ::3]                                             # non-contiguous: no blocks
+        es = np.exp(-np.abs(xs))
+        np.testing.assert_array_equal(F.sigmoid(xs), np.divide(np.maximum(es, xs >= 0), 1 + es))
+    finally:
+        parallel.set_num_threads(before)
