@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["set_num_threads", "get_num_threads", "chunked", "MIN_PARALLEL"]
+__all__ = ["set_num_threads", "get_num_threads", "chunked", "ranges", "MIN_PARALLEL"]
 
 MIN_PARALLEL = 1 << 18          # below ~256k elements a thread hand-off costs more than it saves
 
@@ -86,3 +86,31 @@ def chunked(fn: Callable[..., Any], *arrays: np.ndarray, out: np.ndarray) -> np.
     list(pool().map(lambda i: fn(*(a[b[i]:b[i + 1]] for a in flat), out=o[b[i]:b[i + 1]]),
                     range(n)))
     return out
+
+
+def ranges(step: Callable[[int, int], Any], n: int, work: int) -> None:
+    """Run ``step(a, b)`` on index ranges ``[a, b)`` covering ``[0, n)`` (planes of a pooling,
+    rows of a softmax): one balanced range per thread of the pool, the calling thread computing
+    the first itself; a single call ``step(0, n)`` when one thread is set or the ``work``
+    (elements) is under ``MIN_PARALLEL``.
+
+    One range per thread, not many cache-sized ones: every ufunc call hands the GIL over, so
+    many small ranges cost more than they save (measured for max_pool2d k3 s2 p1, 2048 planes of
+    32×32, 2 threads, forward + backward: 2 ranges 3.4 ms, 10 ranges of 1 MiB 4.6 ms, 37 of
+    256 KiB 10.5 ms; one thread 5.2 ms). A step that needs cache-sized pieces loops over them
+    inside its range.
+
+    Each step must write only its own part of the outputs and compute it exactly as a single
+    call would: the result is then bit-identical for any thread count."""
+    k = min(_threads, n)
+    if k <= 1 or work < MIN_PARALLEL:
+        if n:
+            step(0, n)
+        return
+    bounds = np.linspace(0, n, k + 1).astype(int)
+    rest = [pool().submit(step, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    try:
+        step(bounds[0], bounds[1])                  # the calling thread does a share too
+    finally:
+        for f in rest:
+            f.result()                              # re-raises a worker's error

@@ -326,9 +326,8 @@ def test_phase_runs_are_the_offset_views_of_the_padded_input(data, nd, seed):
 @pytest.fixture
 def threaded(monkeypatch):
     """Chunk even tiny inputs over 3 threads (ranges that do not start at plane 0)."""
-    from scratchnn.functional import pooling as P
     before = snn.get_num_threads()
-    monkeypatch.setattr(P, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(snn.parallel, "MIN_PARALLEL", 0)
     yield lambda n: snn.set_num_threads(n)
     snn.set_num_threads(before)
 

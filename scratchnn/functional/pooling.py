@@ -16,7 +16,7 @@ every window sees at that offset (every batch, channel and output position at on
 Max and min pooling read the offsets from a *polyphase* copy of the padded input
 (:class:`Polyphase`): split by stride phase, each offset is a contiguous flat run, so every pass
 is one long SIMD loop instead of a strided view whose inner loop is a single output row (~6×
-slower). The planes are split into one range per thread (:func:`_in_chunks`); the results do not
+slower). The planes are split into one range per thread (:func:`scratchnn.parallel.ranges`); the results do not
 depend on the thread count.
 
 Average pooling needs no padded copy at all: a window sum is separable, so it sums along one
@@ -48,7 +48,7 @@ import numpy as np
 
 from .._validate import check_array, check_bool, check_int, ntuple
 from ..autodiff import defop
-from ..parallel import MIN_PARALLEL, get_num_threads, pool
+from ..parallel import ranges
 from ._window import Pads, check_window_args, output_size, phase_layout
 
 Array = np.ndarray
@@ -210,33 +210,6 @@ def _planes(x: Array, nd: int) -> Array:
     return x.reshape((-1,) + x.shape[-nd:])
 
 
-def _in_chunks(step: Callable[[int, int], Any], planes: int, work: int) -> None:
-    """Run ``step(a, b)`` on plane ranges ``[a, b)`` covering ``[0, planes)``: one balanced
-    range per thread of :mod:`scratchnn.parallel`'s pool (ufuncs release the GIL, so the
-    ranges run on all ``get_num_threads()`` cores, as torch's pooling does), or a single call
-    when one thread is set or the ``work`` (elements) is under ``MIN_PARALLEL``.
-
-    One range per thread, not many cache-sized ones: each range costs ~40 ufunc calls, and
-    every call hands the GIL over; the calling thread computes the first range itself. Measured (max_pool2d k3 s2 p1, N·C = 2048 planes of
-    32×32, 2 threads, forward + backward): 2 ranges 3.4 ms, 10 ranges of 1 MiB 4.6 ms,
-    37 ranges of 256 KiB 10.5 ms; one thread 5.2 ms (the buffers fit in L3 anyway).
-
-    Each step must write only its own planes of the outputs and compute each plane exactly
-    as a single call would: the result is then bit-identical for any thread count."""
-    n = min(get_num_threads(), planes)
-    if n <= 1 or work < MIN_PARALLEL:
-        if planes:
-            step(0, planes)
-        return
-    bounds = np.linspace(0, planes, n + 1).astype(int)
-    rest = [pool().submit(step, bounds[i], bounds[i + 1]) for i in range(1, n)]
-    try:
-        step(bounds[0], bounds[1])                  # the calling thread does a share too
-    finally:
-        for f in rest:
-            f.result()                                          # re-raises a worker's error
-
-
 # --------------------------------------------------------------------------- running max / min
 def _kid_dtype(n: int) -> type:
     return np.uint8 if n <= 255 else np.uint16 if n <= 65535 else np.uint32
@@ -292,7 +265,7 @@ def _extreme_pool_forward(fn: str, nd: int, largest: bool, input: Array, kernel_
     Saves:   kid, the winning kernel offset of every window (uint8 for up to 255 offsets):
              the backward sends each dy to that offset's element.
 
-    Planes are pooled in cache-sized chunks (:func:`_in_chunks`), each padded with ∓∞ into
+    Planes are pooled in cache-sized chunks (:func:`scratchnn.parallel.ranges`), each padded with ∓∞ into
     its own small buffer, on all worker threads.
     """
     _check_input(fn, input, nd)
@@ -324,7 +297,7 @@ def _extreme_pool_forward(fn: str, nd: int, largest: bool, input: Array, kernel_
         if m is not y[a:b]:
             y[a:b] = _valid(m, g.out)
 
-    _in_chunks(step, x.shape[0], kid.size * n_off)
+    ranges(step, x.shape[0], kid.size * n_off)
     lead = input.shape[:-nd]
     idx = (_flat_indices(_valid(kid, g.out), g).reshape(lead + g.out) if return_indices
            else None)
@@ -401,7 +374,7 @@ def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
         if not pp.direct:
             pp.merge(grids, dx[a:b])
 
-    _in_chunks(step, dy.shape[0], ctx.kid.size * len(pp.offsets))
+    ranges(step, dy.shape[0], ctx.kid.size * len(pp.offsets))
     return dx.reshape(ctx.shape)
 
 
@@ -654,7 +627,7 @@ def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: 
     ...; k_1 + … + k_d passes instead of k_1·…·k_d, none over a padded copy
     (:func:`_separable`). One thread: split over the pool's threads, these short,
     memory-bound passes measured no faster here (N=32, C=64, 32×32, 2 cores: 3.7 vs 3.5 ms
-    forward+backward; every pass hands the GIL over, see :func:`_in_chunks`).
+    forward+backward; every pass hands the GIL over, see :func:`scratchnn.parallel.ranges`).
     """
     _check_input(fn, input, nd)
     g = _geometry(fn, input, nd, kernel_size, stride, padding, 1, ceil_mode)
