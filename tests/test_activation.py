@@ -439,3 +439,32 @@ def test_sigmoid_blocks_equal_the_whole_array_formula(monkeypatch, dtype, thread
         np.testing.assert_array_equal(F.sigmoid(xs), np.divide(np.maximum(es, xs >= 0), 1 + es))
     finally:
         parallel.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype, threads):
+    # large last-axis log_softmax runs in row blocks over row ranges per thread: each row is
+    # reduced alone, so the bits equal the whole-array formula (-inf entries and a NaN row too)
+    import scratchnn
+    from scratchnn import parallel
+    from scratchnn.functional import activation as A
+    monkeypatch.setattr(A, "_ROW_BLOCK_BYTES", 4 * 7 * 13)        # 7 rows of 13 per block
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
+    monkeypatch.setattr(A, "MIN_PARALLEL", 1)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        x = (rng.standard_normal((3, 31, 13)) * 6).astype(dtype)  # 93 rows: a ragged tail
+        x[0, 0, :4] = -np.inf
+        x[1, 2, 5] = np.nan
+        dy = rng.standard_normal(x.shape).astype(dtype)
+        y, pb = scratchnn.vjp(F.log_softmax, x, dim=-1)
+        s = x - x.max(axis=-1, keepdims=True)
+        ref = s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+        np.testing.assert_array_equal(y, ref)
+        np.testing.assert_array_equal(pb(dy)[0], dy - np.exp(ref) * dy.sum(axis=-1, keepdims=True))
+        assert y.dtype == dtype and pb(dy)[0].dtype == dtype
+    finally:
+        parallel.set_num_threads(before)

@@ -21,7 +21,7 @@ import numpy as np
 from .._validate import (check_array, check_choice, check_dim, check_float, check_float_dtype,
                          check_inplace, check_same_dtype)
 from ..autodiff import defop
-from ..parallel import chunked
+from ..parallel import MIN_PARALLEL, chunked, ranges
 
 Array = np.ndarray
 
@@ -742,8 +742,19 @@ def log_softmax_forward(input: Array, dim: int | None = None, _stacklevel: int =
     Torch:   torch.nn.functional.log_softmax
     """
     x, axis = _softmax_args("log_softmax", input, dim, _stacklevel, dtype)
-    s, total = _log_sum_exp_parts(x, axis)
-    y = s - np.log(total)
+    rows = _rows(x, axis)
+    if rows is not None:                        # the last axis of a large contiguous array
+        y = np.empty_like(x)
+        yr = y.reshape(rows.shape)
+
+        def step(a: int, b: int) -> None:
+            for i, j in _row_blocks(a, b, rows.shape[1]):
+                s, total = _log_sum_exp_parts(rows[i:j], 1)
+                np.subtract(s, np.log(total), out=yr[i:j])
+        ranges(step, rows.shape[0], rows.size)
+    else:
+        s, total = _log_sum_exp_parts(x, axis)
+        y = s - np.log(total)
     return y.reshape(input.shape), SoftmaxCtx(y, axis, input.shape, input.dtype)
 
 
@@ -751,8 +762,39 @@ def log_softmax_backward(ctx: SoftmaxCtx, dy: Array) -> Array:
     """dx = dy − e^y ⊙ Σ_dim dy"""
     y, axis = ctx.y, ctx.axis
     dy = dy.reshape(y.shape)
-    dx = dy - np.exp(y) * dy.sum(axis=axis, keepdims=True)
+    yr, dyr = _rows(y, axis), _rows(dy, axis)
+    if yr is not None and dyr is not None and dy.dtype == y.dtype:
+        dx = np.empty_like(y)
+        dxr = dx.reshape(yr.shape)
+
+        def step(a: int, b: int) -> None:
+            for i, j in _row_blocks(a, b, yr.shape[1]):
+                np.subtract(dyr[i:j], np.exp(yr[i:j]) * dyr[i:j].sum(axis=1, keepdims=True),
+                            out=dxr[i:j])
+        ranges(step, yr.shape[0], yr.size)
+    else:
+        dx = dy - np.exp(y) * dy.sum(axis=axis, keepdims=True)
     return dx.reshape(ctx.in_shape).astype(ctx.in_dtype, copy=False)
+
+
+_ROW_BLOCK_BYTES = 1 << 20             # rows per block: about 1 MiB of each array, in cache
+
+
+def _rows(a: Array, axis: int) -> Array | None:
+    """``a`` as a (rows, n) view when ``axis`` is its last axis, ``a`` is C-contiguous and
+    large (≥ ``MIN_PARALLEL`` elements): then the softmax-type passes run row block by row
+    block (each block's passes in cache) and the row ranges over threads (:func:`ranges`). The
+    passes reduce each row alone, so the blocks give the same bits as whole-array calls."""
+    if (axis not in (-1, a.ndim - 1) or not a.flags.c_contiguous or a.size < MIN_PARALLEL
+            or a.shape[-1] == 0):
+        return None
+    return a.reshape(-1, a.shape[-1])
+
+
+def _row_blocks(a: int, b: int, n: int):
+    """Row blocks ``[i, j)`` covering ``[a, b)``, about ``_ROW_BLOCK_BYTES`` of float32 each."""
+    step = max(1, _ROW_BLOCK_BYTES // (4 * n))
+    return ((i, min(b, i + step)) for i in range(a, b, step))
 
 
 def softmin_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
