@@ -449,7 +449,7 @@ def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype
     import scratchnn
     from scratchnn import parallel
     from scratchnn.functional import activation as A
-    monkeypatch.setattr(A, "_ROW_BLOCK_BYTES", 4 * 7 * 13)        # 7 rows of 13 per block
+    monkeypatch.setattr(A, "_ROW_BLOCK_BYTES", 4 * 7 * 13)  # 7 rows of 13 (float64: 3) per block
     monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
     monkeypatch.setattr(A, "MIN_PARALLEL", 1)
     before = parallel.get_num_threads()

@@ -16,11 +16,14 @@ work per offset vectorises over batch, channels and every output position at onc
 * im2col (convolution forward) copies each offset slice into a column buffer;
 * col2im (the backward of im2col) *adds* each offset's gradient into the same slice — no
   ``np.add.at``, because within one offset the slice hits every input element at most once;
-* pooling keeps a running max/min/sum over the offset slices.
+* pooling keeps a running max/min/sum over what every window sees at each offset.
 
-Where a strided view would make every pass an inner loop of one output row, :func:`phase_layout`
-splits the input by stride phase so that each offset is one contiguous run instead (the shifted
-GEMM of convolution and max/min pooling's passes read it that way).
+:func:`offset_slices` over a :func:`pad`-ded copy is that idea in its plainest form; the tests
+use it as the reference. The ops read the same values faster: im2col through
+:func:`clipped_offset_slices` (no padded copy), and where a strided view would make every pass
+an inner loop of one output row, through :func:`phase_layout`, which splits the input by stride
+phase so that each offset is one contiguous run (convolution's shifted GEMM and max/min
+pooling's passes).
 """
 from __future__ import annotations
 

@@ -60,7 +60,7 @@ def _sigmoid_into(x: Array, out: Array) -> Array:
     elements: 4.8 → 4.0 ms on one thread, 5.0 → 2.3 ms split over two by ``chunked``; blocks of
     16 k elements were no faster (seven ufunc calls per block then cost more than the cache
     saves)."""
-    if not (x.flags.c_contiguous and out.flags.c_contiguous) or x.size <= _SIGMOID_BLOCK:
+    if not (x.flags.c_contiguous and out.flags.c_contiguous):   # no flat blocks: whole array
         e = np.exp(-np.abs(x))                              # in (0, 1]
         return np.divide(np.maximum(e, x >= 0), 1 + e, out=out)
     scratch = _sigmoid_scratch.__dict__.setdefault("blocks", {})
@@ -748,7 +748,7 @@ def log_softmax_forward(input: Array, dim: int | None = None, _stacklevel: int =
         yr = y.reshape(rows.shape)
 
         def step(a: int, b: int) -> None:
-            for i, j in _row_blocks(a, b, rows.shape[1]):
+            for i, j in _row_blocks(a, b, rows.shape[1], x.itemsize):
                 s, total = _log_sum_exp_parts(rows[i:j], 1)
                 np.subtract(s, np.log(total), out=yr[i:j])
         ranges(step, rows.shape[0], rows.size)
@@ -768,7 +768,7 @@ def log_softmax_backward(ctx: SoftmaxCtx, dy: Array) -> Array:
         dxr = dx.reshape(yr.shape)
 
         def step(a: int, b: int) -> None:
-            for i, j in _row_blocks(a, b, yr.shape[1]):
+            for i, j in _row_blocks(a, b, yr.shape[1], y.itemsize):
                 np.subtract(dyr[i:j], np.exp(yr[i:j]) * dyr[i:j].sum(axis=1, keepdims=True),
                             out=dxr[i:j])
         ranges(step, yr.shape[0], yr.size)
@@ -791,9 +791,9 @@ def _rows(a: Array, axis: int) -> Array | None:
     return a.reshape(-1, a.shape[-1])
 
 
-def _row_blocks(a: int, b: int, n: int):
-    """Row blocks ``[i, j)`` covering ``[a, b)``, about ``_ROW_BLOCK_BYTES`` of float32 each."""
-    step = max(1, _ROW_BLOCK_BYTES // (4 * n))
+def _row_blocks(a: int, b: int, n: int, itemsize: int):
+    """Row blocks ``[i, j)`` covering ``[a, b)``, about ``_ROW_BLOCK_BYTES`` each."""
+    step = max(1, _ROW_BLOCK_BYTES // (itemsize * n))
     return ((i, min(b, i + step)) for i in range(a, b, step))
 
 

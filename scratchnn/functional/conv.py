@@ -689,7 +689,7 @@ def conv_backward(ctx: ConvCtx, dy: Array) -> tuple[Array, Array, Array | None]:
     dy = np.ascontiguousarray(dy[None] if ctx.unbatched else dy)     # (N, C_out, *O)
     db = _bias_grad(dy) if ctx.has_bias else None                    # (C_out,)
     if ctx.cols is not None:                                         # the forward's columns
-        dx = _input_grad(dy, w, g, x.shape)
+        dx = _transpose_of(dy, w, g, x.shape)
         cols4 = ctx.cols.reshape(x.shape[0], g.groups, x.shape[1] // g.groups * g.K, g.L)
         parts = _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize,
                             lambda n0, n1: _weight_grad(dy[n0:n1], cols4[n0:n1]))
@@ -724,16 +724,18 @@ def conv_backward(ctx: ConvCtx, dy: Array) -> tuple[Array, Array, Array | None]:
     return (dx[0] if ctx.unbatched else dx), dw, db
 
 
-def _input_grad(dy: Array, w: Array, g: _Geometry, shape: tuple[int, ...]) -> Array:
-    """dx alone: the transposed convolution of dy, by the shifted GEMM or (im2col route) the
-    flipped-kernel correlation or GEMM + col2im, whichever :func:`_use_shifted` and
-    :func:`_flipped` pick. Shapes: dy (N, C_out, *O) -> dx ``shape`` (N, C_in, *S)."""
-    if _use_shifted(g, shape[1], w.shape[0], correlate=False):
+def _transpose_of(y: Array, w: Array, g: _Geometry, shape: tuple[int, ...],
+                  bias: Array | None = None) -> Array:
+    """The transposed convolution of the y side (+ b): conv's input gradient and
+    conv_transpose's forward. By the shifted GEMM or (im2col route) the flipped-kernel
+    correlation or GEMM + col2im, whichever :func:`_use_shifted` and :func:`_flipped` pick.
+    Shapes: y (N, Cy, *O) -> x side ``shape`` (N, Cx, *S)."""
+    if _use_shifted(g, shape[1], y.shape[1], correlate=False):
         gr = _grid(g, shape[0])
-        return _shifted_transpose(_y_to_grid(dy, g, gr), w, g, gr, shape[0], None)
-    dx = np.zeros(shape, dy.dtype)
-    _transposed_conv(dy, w, g, dx, None, _flipped(w, g, dy.shape[1], shape[1]))
-    return dx
+        return _shifted_transpose(_y_to_grid(y, g, gr), w, g, gr, shape[0], bias)
+    x = np.zeros(shape, y.dtype)
+    _transposed_conv(y, w, g, x, bias, _flipped(w, g, y.shape[1], shape[1]))
+    return x
 
 
 def _bias_grad(dy: Array) -> Array:
@@ -813,12 +815,7 @@ def conv_transpose_forward(input: Array, weight: Array, bias: Array | None = Non
                                            output_padding, groups, dilation)
     xc = np.ascontiguousarray(x)
     c_out = weight.shape[1] * g.groups
-    if _use_shifted(g, c_out, xc.shape[1], correlate=False):
-        gr = _grid(g, xc.shape[0])
-        y = _shifted_transpose(_y_to_grid(xc, g, gr), weight, g, gr, xc.shape[0], bias)
-    else:
-        y = np.zeros((xc.shape[0], c_out) + g.size, x.dtype)         # (N, C_out, *O)
-        _transposed_conv(xc, weight, g, y, bias, _flipped(weight, g, xc.shape[1], c_out))
+    y = _transpose_of(xc, weight, g, (xc.shape[0], c_out) + g.size, bias)  # (N, C_out, *O)
     ctx = ConvTransposeCtx(xc, weight, g, bias is not None, unbatched)
     return (y[0] if unbatched else y), ctx
 
