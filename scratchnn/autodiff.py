@@ -17,6 +17,16 @@ argument) for a floating array, a tuple of gradients for a tuple of floating arr
 ``hx = (h, c)``), ``None`` for anything else. Keyword arguments are options and are
 never differentiated. Where an op returns several outputs, ``dout`` has the same structure and any
 entry may be ``None`` (read as zeros; integer outputs such as pooling indices take ``None``).
+
+Skipping gradients nobody needs (torch's ``ctx.needs_input_grad``)::
+
+    dx, dw, db = pullback(dout, needs_input_grad=(False, True, True))    # dx is None
+
+A backward that declares a ``needs_input_grad`` keyword receives the tuple (one bool per
+positional argument; a shorter tuple is padded with True) and may skip the work of the unneeded gradients — a convolution that is a
+network's first layer never computes its input gradient, as in torch, where the data does not
+require grad. Any other op computes all gradients and the pullback drops the unneeded ones, so
+the result is the same either way: ``None`` where not needed.
 """
 from __future__ import annotations
 
@@ -48,6 +58,8 @@ def defop(forward: Callable, backward: Callable, *, name: str | None = None) -> 
     op.__doc__ = f"{fdoc}\n\nBackward ({backward.__name__}):\n\n{bdoc}"
     op.forward = forward  # type: ignore[attr-defined]
     op.backward = backward  # type: ignore[attr-defined]
+    op.skips_gradients = ("needs_input_grad"  # type: ignore[attr-defined]
+                          in inspect.signature(backward).parameters)
     return op
 
 
@@ -98,6 +110,19 @@ def _checked_grad(name: str, where: str, a: Any, g: Any) -> Any:
     return g
 
 
+def _check_needs(name: str, needs: Any, n: int) -> tuple[bool, ...] | None:
+    """``needs_input_grad``: None (all needed) or one bool per positional argument; a shorter
+    tuple leaves the arguments after it needed (a module names only its input's)."""
+    if needs is None:
+        return None
+    if (not isinstance(needs, (tuple, list)) or len(needs) > n
+            or not all(isinstance(v, (bool, np.bool_)) for v in needs)):
+        raise ValueError(f"{name} pullback: parameter 'needs_input_grad' must be None or a "
+                         f"tuple of at most {n} bools (one per positional argument), got "
+                         f"{needs!r}")
+    return tuple(bool(v) for v in needs) + (True,) * (n - len(needs))
+
+
 def vjp(f: Callable, *args: Any, **kwargs: Any) -> tuple[Any, Callable]:
     """Run op ``f`` forward and return ``(out, pullback)``; see the module docstring."""
     if not is_op(f):
@@ -106,13 +131,21 @@ def vjp(f: Callable, *args: Any, **kwargs: Any) -> tuple[Any, Callable]:
     name = f.__name__
     out, ctx = f.forward(*args, **kwargs)
 
-    def pullback(dout: Any) -> tuple[Any, ...]:
-        grads = f.backward(ctx, _check_dout(name, out, dout))
+    def pullback(dout: Any, needs_input_grad: Any = None) -> tuple[Any, ...]:
+        needs = _check_needs(name, needs_input_grad, len(args))
+        dout = _check_dout(name, out, dout)
+        if needs is not None and getattr(f, "skips_gradients", False):
+            grads = f.backward(ctx, dout, needs_input_grad=needs)
+        else:
+            grads = f.backward(ctx, dout)
         if not isinstance(grads, tuple):
             grads = (grads,)
         result = []
         for i, a in enumerate(args):
             g = grads[i] if i < len(grads) else None
+            if needs is not None and not needs[i]:
+                result.append(None)
+                continue
             if _is_float_tuple(a) and isinstance(g, tuple) and len(g) == len(a):
                 result.append(tuple(_checked_grad(name, f"{i}[{k}]", e, ge)   # LSTM's (h, c)
                                     for k, (e, ge) in enumerate(zip(a, g))))

@@ -374,6 +374,50 @@ def test_conv_transpose_output_size(nd):
         m(x, output_size=[8] * (nd + 1))
 
 
+@pytest.mark.parametrize("route, shape, keep", [
+    ("im2col", (3, 1, 9, 8), True),          # a first layer: the forward keeps its columns
+    ("im2col", (3, 4, 9, 8), False),
+    ("shifted", (3, 16, 9, 8), False),
+])
+def test_needs_input_grad_skips_dx_and_keeps_dw_db(monkeypatch, route, shape, keep):
+    """pullback(dy, needs_input_grad=(False, ...)): dx is None and never computed (its helpers
+    are made to fail), dW and db are exactly those of the full backward."""
+    monkeypatch.setattr(conv_impl, "_ROUTE", route)
+    monkeypatch.setattr(conv_impl, "SAVE_COLS_BYTES", 1 << 30 if keep else 0)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((5, shape[1], 3, 2))
+    b = rng.standard_normal(5)
+    y, pb = scratchnn.vjp(F.conv2d, x, w, b, 1, 1)
+    dy = rng.standard_normal(y.shape)
+    full = pb(dy)
+
+    def no(*a, **k):
+        raise AssertionError("dx was computed")
+    for name in ("_transpose_of", "_shifted_transpose", "_scatter", "_transposed_conv"):
+        monkeypatch.setattr(conv_impl, name, no)
+    part = pb(dy, needs_input_grad=(False, True, True))
+    assert part[0] is None and len(part) == len(full)
+    np.testing.assert_array_equal(part[1], full[1])
+    np.testing.assert_array_equal(part[2], full[2])
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_module_backward_without_input_grad(mode):
+    """Conv2d.backward(dy, input_grad=False) returns None and accumulates the same grads."""
+    rng = np.random.default_rng(1)
+    m = nn.Conv2d(2, 3, 3, padding=1, padding_mode=mode)
+    x = rng.standard_normal((2, 2, 6, 5)).astype(np.float32)
+    dy = rng.standard_normal(m(x).shape).astype(np.float32)
+    assert m.backward(dy).shape == x.shape
+    dw, db = m.weight.grad.copy(), m.bias.grad.copy()
+    m.zero_grad()
+    m(x)
+    assert m.backward(dy, input_grad=False) is None
+    np.testing.assert_array_equal(m.weight.grad, dw)
+    np.testing.assert_array_equal(m.bias.grad, db)
+
+
 def test_module_matches_functional_and_accumulates_grads():
     rng = np.random.default_rng(0)
     m = nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=1)

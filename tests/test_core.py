@@ -56,6 +56,26 @@ def test_vjp_one_entry_per_positional_argument():
     assert len(pb(np.ones_like(out))) == 2
 
 
+def test_vjp_needs_input_grad():
+    """Unneeded gradients come back as None (ops that cannot skip the work compute and drop
+    them); a shorter tuple leaves the rest needed; a malformed one is refused up front."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3)), rng.standard_normal((4, 3)), rng.standard_normal(4)
+    out, pb = snn.vjp(F.linear, x, w, b)
+    dy = rng.standard_normal(out.shape)
+    full = pb(dy)
+    part = pb(dy, needs_input_grad=(False, True, False))
+    assert part[0] is None and part[2] is None
+    np.testing.assert_array_equal(part[1], full[1])
+    short = pb(dy, needs_input_grad=(False,))
+    assert short[0] is None
+    np.testing.assert_array_equal(short[2], full[2])
+    assert not F.linear.skips_gradients and F.conv2d.skips_gradients
+    for bad in ((True,) * 4, "no", (1, 0, 1)):
+        with pytest.raises(ValueError, match="linear pullback: parameter 'needs_input_grad'"):
+            pb(dy, needs_input_grad=bad)
+
+
 def test_vjp_none_for_non_float_and_int_outputs():
     op = _two_out()
     x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)

@@ -127,6 +127,27 @@ def test_sequential_mlp_backward_equals_torch_autograd(dtype):
         np.testing.assert_allclose(p.grad, tgrads[k], **TOL[dtype], err_msg=k)
 
 
+@pytest.mark.parametrize("first", ["linear", "nested", "flatten"])
+def test_sequential_backward_without_input_grad(first):
+    """backward(dy, input_grad=False) returns None and gives every parameter the same gradient
+    (a first one-op module or Sequential is told to skip its dx; any other first module still
+    runs, its dx dropped)."""
+    head = {"linear": [nn.Linear(6, 4)], "nested": [nn.Sequential(nn.Linear(6, 4))],
+            "flatten": [nn.Flatten(), nn.Linear(6, 4)]}[first]
+    o = nn.Sequential(*head, nn.ReLU(), nn.Linear(4, 2))
+    shape = (3, 6) if first != "flatten" else (3, 2, 3)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    dy = np.ones((3, 2), np.float32)
+    o(x)
+    assert o.backward(dy).shape == x.shape
+    grads = [p.grad.copy() for p in o.parameters()]
+    o.zero_grad()
+    o(x)
+    assert o.backward(dy, input_grad=False) is None
+    for p, g in zip(o.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, g)
+
+
 def test_train_eval_zero_grad_parameters():
     o = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
     t = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),

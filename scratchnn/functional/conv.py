@@ -49,6 +49,7 @@ dtype.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -673,7 +674,8 @@ def conv_forward(input: Array, weight: Array, bias: Array | None = None, stride:
     return (y[0] if unbatched else y), ctx
 
 
-def conv_backward(ctx: ConvCtx, dy: Array) -> tuple[Array, Array, Array | None]:
+def conv_backward(ctx: ConvCtx, dy: Array, needs_input_grad: Sequence[bool] | None = None
+                  ) -> tuple[Array | None, Array, Array | None]:
     """dx = col2im(Wᵀ @ dy),  dW = Σ_n dy[n] @ cols(x)[n]ᵀ,  db = Σ_{n, o} dy
 
     * **dx is a transposed convolution of dy** with the same W, stride, padding, dilation:
@@ -684,26 +686,31 @@ def conv_backward(ctx: ConvCtx, dy: Array) -> tuple[Array, Array, Array | None]:
       x_pad[n, c, o·s + κ·dil] — per group ``(C_out/G, L) @ (L, C_in/G·K)`` summed over n,
       giving ``(C_out, C_in/G, *k)``.
     * db: dy summed over batch and space, ``(C_out,)``.
+
+    ``needs_input_grad`` (from ``vjp``'s pullback): with ``needs_input_grad[0]`` False, dx is
+    not computed (None) — a network's first layer, whose input is data, as in torch.
     """
     x, w, g = ctx.x, ctx.weight, ctx.geom
     dy = np.ascontiguousarray(dy[None] if ctx.unbatched else dy)     # (N, C_out, *O)
     db = _bias_grad(dy) if ctx.has_bias else None                    # (C_out,)
+    want_dx = needs_input_grad is None or needs_input_grad[0]
     if ctx.cols is not None:                                         # the forward's columns
-        dx = _transpose_of(dy, w, g, x.shape)
+        dx = _transpose_of(dy, w, g, x.shape) if want_dx else None
         cols4 = ctx.cols.reshape(x.shape[0], g.groups, x.shape[1] // g.groups * g.K, g.L)
         parts = _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize,
                             lambda n0, n1: _weight_grad(dy[n0:n1], cols4[n0:n1]))
-        return (dx[0] if ctx.unbatched else dx), _sum(parts, w.shape, w.dtype), db
+        return _unbatch(dx, ctx.unbatched), _sum(parts, w.shape, w.dtype), db
     if _use_shifted(g, x.shape[1], w.shape[0], correlate=False):
         gr = _grid(g, x.shape[0])
         xg = _to_grid(x, g, gr).reshape(len(gr.phases), g.groups, x.shape[1] // g.groups,
                                         gr.L + gr.tail)
         dyg = _y_to_grid(dy, g, gr)                                  # (G, C_out/G, tail + L)
         dw = _shifted_weight_grad(dyg, xg, g, gr, w.shape)           # before dx reuses xg's
-        dx = _shifted_transpose(dyg, w, g, gr, x.shape[0], None)     # (N, C_in, *S)
-        return (dx[0] if ctx.unbatched else dx), dw, db
+        dx = (_shifted_transpose(dyg, w, g, gr, x.shape[0], None)    # (N, C_in, *S)
+              if want_dx else None)
+        return _unbatch(dx, ctx.unbatched), dw, db
     w3 = _grouped(w, g)
-    dx = np.zeros(x.shape, x.dtype)                                  # (N, C_in, *S)
+    dx = np.zeros(x.shape, x.dtype) if want_dx else None             # (N, C_in, *S)
 
     flip = _flipped(w, g, dy.shape[1], x.shape[1])
 
@@ -713,15 +720,20 @@ def conv_backward(ctx: ConvCtx, dy: Array) -> tuple[Array, Array, Array | None]:
         _im2col(x[n0:n1], g, cols)                                   # (B, C_in, K, *O)
         cols4 = cols.reshape(B, g.groups, -1, g.L)
         dw = _weight_grad(dy[n0:n1], cols4)                          # (G, C_out/G, C_in/G·K)
-        if flip is None:
+        if flip is None and dx is not None:
             _scatter(dy[n0:n1], w3, g, dx[n0:n1], None)              # reuses the workspace
         return dw
 
     parts = _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize, step)
-    if flip is not None:                                             # dx = W_flip ⋆ dy
+    if flip is not None and dx is not None:                          # dx = W_flip ⋆ dy
         _transposed_conv(dy, w, g, dx, None, flip)
     dw = _sum(parts, w.shape, w.dtype)
-    return (dx[0] if ctx.unbatched else dx), dw, db
+    return _unbatch(dx, ctx.unbatched), dw, db
+
+
+def _unbatch(a: Array | None, unbatched: bool) -> Array | None:
+    """Drop the batch axis added for an unbatched input (None stays None)."""
+    return a[0] if unbatched and a is not None else a
 
 
 def _transpose_of(y: Array, w: Array, g: _Geometry, shape: tuple[int, ...],
@@ -1041,8 +1053,12 @@ def _conv_transpose_op(n: int) -> Callable:
 
 
 def _alias(f: Callable, name: str) -> Callable:
-    def g(ctx: Any, dy: Array) -> Any:
-        return f(ctx, dy)
+    if "needs_input_grad" in inspect.signature(f).parameters:
+        def g(ctx: Any, dy: Array, needs_input_grad: Sequence[bool] | None = None) -> Any:
+            return f(ctx, dy, needs_input_grad)
+    else:
+        def g(ctx: Any, dy: Array) -> Any:                           # type: ignore[misc]
+            return f(ctx, dy)
     g.__name__ = g.__qualname__ = name
     g.__doc__ = f.__doc__
     return g

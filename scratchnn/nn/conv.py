@@ -168,9 +168,9 @@ class _Conv(_ConvNd):
         xp, pad_pullback = vjp(F.pad, x, self._reversed_padding(), mode=self.padding_mode)
         y, conv_pullback = vjp(op, xp, w, b, self.stride, 0, self.dilation, self.groups)
 
-        def pullback(dy: np.ndarray) -> tuple:
-            dxp, dw, db = conv_pullback(dy)[:3]
-            return (pad_pullback(dxp)[0], dw, db)
+        def pullback(dy: np.ndarray, needs_input_grad: Any = None) -> tuple:
+            dxp, dw, db = conv_pullback(dy, needs_input_grad=needs_input_grad)[:3]
+            return (None if dxp is None else pad_pullback(dxp)[0], dw, db)
 
         return y, pullback
 

@@ -5,6 +5,9 @@ The module contract (DESIGN.md):
 * ``y = m(x)`` runs ``forward`` and keeps what ``backward`` needs (only the latest call's);
 * ``dx = m.backward(dy)`` takes gradients mirroring forward's outputs, returns gradients
   mirroring forward's array inputs, and **adds** into every parameter's ``.grad``;
+  ``m.backward(dy, input_grad=False)`` (one-op modules and ``Sequential``) returns None and
+  skips the input gradient where the op can — torch's behaviour for a first layer, whose
+  input (the data) does not require grad;
 * ``state_dict()`` has torch's keys, shapes and layouts, so a torch state_dict (converted with
   ``.numpy()``) loads directly.
 
@@ -241,16 +244,22 @@ class OpModule(Module):
         object.__setattr__(self, "_n_inputs", len(inputs))
         return out
 
-    def backward(self, dout: Any) -> Any:
+    def backward(self, dout: Any, *, input_grad: bool = True) -> Any:
+        """Input gradient(s); adds the parameters' gradients into their ``.grad``.
+
+        ``input_grad=False``: the input gradient is not wanted (returns None); ops that can
+        skip its work do (a convolution's dx), via the pullback's ``needs_input_grad``."""
         pb = self.__dict__.get("_pullback")
         if pb is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        grads = pb(dout)
         n = self.__dict__["_n_inputs"]
+        grads = pb(dout) if input_grad else pb(dout, needs_input_grad=(False,) * n)
         for name, g in zip(self._grad_params, grads[n:]):
             p = getattr(self, name)
             if p is not None and g is not None:
                 p.accumulate(g)
+        if not input_grad:
+            return None
         return grads[0] if n == 1 else grads[:n]
 
 
@@ -283,8 +292,16 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def backward(self, dy: Any) -> Any:
-        for m in reversed(list(self)):
+    def backward(self, dy: Any, *, input_grad: bool = True) -> Any:
+        """Backward through the modules in reverse; returns dx.
+
+        ``input_grad=False`` (the input is data, as in training): returns None, and the first
+        module skips its input gradient if it can (a one-op module or a Sequential) — the
+        chapter's first convolution then computes only dW and db, as torch does."""
+        mods = list(self)
+        for i, m in enumerate(reversed(mods)):
+            if not input_grad and i == len(mods) - 1 and isinstance(m, (OpModule, Sequential)):
+                return m.backward(dy, input_grad=False)
             dy = m.backward(dy)
-        return dy
+        return dy if input_grad else None
 

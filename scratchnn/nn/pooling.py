@@ -39,11 +39,11 @@ class _Pool(OpModule):
     def _call(self, input: np.ndarray) -> tuple[Any, Callable]:
         return vjp(type(self)._op, input, **self._kwargs())
 
-    def backward(self, dout: Any) -> Any:
+    def backward(self, dout: Any, *, input_grad: bool = True) -> Any:
         """dx from the gradient of the pooled values (for ``return_indices`` modules too)."""
         if getattr(self, "return_indices", False) and not isinstance(dout, tuple):
             dout = (dout, None)                 # the indices carry no gradient
-        return super().backward(dout)
+        return super().backward(dout, input_grad=input_grad)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}={getattr(self, name)}" for name in self._options)
