@@ -363,7 +363,7 @@ def test_masked_backward_keeps_non_finite_dy_out_of_the_zero_region(name):
     np.testing.assert_array_equal(ours, xt.grad.numpy())
 
 
-# -- the fast paths (relu's blocked maximum, the masked backward's NaN check) ---------------
+# -- the fast paths (relu's blocked maximum, the masked backward's bitwise select) ----------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [0, 5, F.activation._ZERO_BLOCK - 1, F.activation._ZERO_BLOCK,
@@ -397,19 +397,24 @@ def test_relu_backward_at_nan_input_passes_dy_like_torch():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_masked_backward_equals_where_on_large_inputs(dtype):
-    """The multiply-then-check backward equals np.where(mask, dy, 0) bit for bit, with and
-    without a non-finite dy under a zero mask (the fallback), at a size past the zero block."""
+def test_masked_backward_equals_where_bit_for_bit(dtype):
+    """The bitwise select (dy's bits AND an all-ones/all-zeros mask) equals np.where(mask,
+    dy, 0) bit for bit — +0 (never −0) where the mask is 0, a NaN or ±inf dy there too, and
+    dy's own bits (−0, NaN payloads) where it is 1 — for contiguous and strided dy and x."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal(4 * F.activation._ZERO_BLOCK + 3).astype(dtype)
+    bits = np.dtype(f"i{np.dtype(dtype).itemsize}")
+    x = rng.standard_normal(4 * F.activation._ZERO_BLOCK + 4).astype(dtype)
     dy = rng.standard_normal(x.size).astype(dtype)
-    _, pb = scratchnn.vjp(F.relu, x)
-    np.testing.assert_array_equal(pb(dy)[0], np.where(x > 0, dy, 0))
-    i = int(np.flatnonzero(x < 0)[-1])
-    dy[i], dy[i - 1] = np.nan, np.inf
-    dx = pb(dy)[0]
-    assert dx.dtype == dtype
-    np.testing.assert_array_equal(dx, np.where(x > 0, dy, 0))
+    neg, pos = np.flatnonzero(x < 0), np.flatnonzero(x > 0)
+    dy[neg[-1]], dy[neg[-2]], dy[neg[-3]] = np.nan, np.inf, -np.inf
+    dy[pos[-1]], dy[pos[-2]] = -0.0, np.nan
+    x[:3] = [np.nan, 0.0, -0.0]
+    for xs, ds in [(x, dy), (x[::-1], dy[::-1]), (x.reshape(3, -1)[:, 1::2],
+                                                  dy.reshape(3, -1)[:, ::2])]:
+        dx = scratchnn.vjp(F.relu, xs)[1](ds)[0]
+        assert dx.dtype == dtype and dx.shape == xs.shape
+        expected = np.where(~(xs <= 0), ds, dtype(0))
+        np.testing.assert_array_equal(dx.view(bits), expected.view(bits))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

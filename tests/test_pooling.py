@@ -277,8 +277,9 @@ def test_docstrings_give_formula_shapes_and_torch():
 
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)])
 def test_non_finite_upstream_gradient_reaches_only_the_winners(kwargs):
-    """The fast backward multiplies dy by the winner mask; inf·0 must not leak NaN into the
-    elements a window did not pick (disjoint and overlapping windows)."""
+    """The fast backward selects dy by the winner mask (bitwise, see _mask_grad): an inf or NaN
+    dy must not leak into the elements a window did not pick, and those get +0 as in torch,
+    never −0 (disjoint and overlapping windows)."""
     x = np.random.default_rng(4).standard_normal((1, 2, 6, 6))
     y = F.max_pool2d(x, **kwargs)
     dy = np.random.default_rng(5).standard_normal(y.shape)
@@ -286,6 +287,7 @@ def test_non_finite_upstream_gradient_reaches_only_the_winners(kwargs):
     _, dx, _ = _ours(F.max_pool2d, x, dy=dy, **kwargs)
     _, tdx = _torch(TF.max_pool2d, x, dy=dy, **kwargs)
     np.testing.assert_array_equal(dx, tdx)
+    np.testing.assert_array_equal(np.signbit(dx), np.signbit(tdx))
     assert np.isnan(dx).sum() == 1 and np.isinf(dx).sum() == 1
 
 

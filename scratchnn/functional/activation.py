@@ -81,19 +81,22 @@ def _sigmoid_into(x: Array, out: Array) -> Array:
     return out
 
 
-def _mask_grad(dy: Array, mask: Array) -> Array:
-    """dy where mask, else 0 — as np.where(mask, dy, 0), but as a branch-free multiply.
+def _mask_grad(dy: Array, mask: Array, out: Array | None = None) -> Array:
+    """dy where mask, else +0 — exactly ``np.where(mask, dy, 0)`` (an infinite or NaN dy under
+    a False mask gives 0, as torch), written into ``out`` (default: a new array like dy).
 
-    A multiply turns an infinite or NaN dy under a zero mask into NaN, where torch (and
-    np.where) give 0; that rare case falls back to np.where. Where the mask is 1 the product is
-    dy exactly (±inf and NaN included), so a NaN in the product is the only possible error, and
-    one max-reduction (NaN-propagating, ~4× cheaper than a sum) detects it.
+    Computed on the bits: dy's bits AND a mask byte of all ones (True: −1 as int8, sign-extended
+    to dy's width) or all zeros (False) — branch-free, and exact for every dy. ``np.where`` on a
+    random mask is ~5× slower (branch mispredictions); a multiply by the mask would turn inf·0
+    into NaN and need a NaN check (one more pass) and a fallback. Measured for relu's backward in
+    the chapter ConvNet's step (32×32×24×24 float32): 0.31 → 0.23 ms. ``mask`` is a bool array
+    of dy's shape.
     """
-    with np.errstate(invalid="ignore"):                      # inf·0 is handled just below
-        dx = np.multiply(dy, mask, dtype=dy.dtype)
-    if dx.size and np.isnan(np.max(dx)):
-        return np.where(mask, dy, 0)
-    return dx
+    if out is None:
+        out = np.empty_like(dy)
+    bits = np.dtype(f"i{dy.itemsize}")                      # same width: views of any layout
+    np.bitwise_and(dy.view(bits), np.negative(mask.view(np.int8)), out=out.view(bits))
+    return out
 
 
 _ZERO_BLOCK = 8192                   # elements per row of the blocked np.maximum(x, 0)
@@ -204,8 +207,10 @@ def relu_forward(input: Array, inplace: bool = False) -> tuple[Array, YCtx]:
 
 def relu_backward(ctx: YCtx, dy: Array) -> Array:
     """dx = dy ⊙ [not y <= 0]   (torch's threshold_backward: dy passes where y > 0 and where y
-    is NaN, i.e. where the input was NaN)"""
-    return _mask_grad(dy, ~(ctx.y <= 0))
+    is NaN, i.e. where the input was NaN; elsewhere dx = 0 even for an infinite or NaN dy)
+
+    As y = max(x, 0) is never negative, [not y <= 0] is the single comparison [y ≠ 0]."""
+    return _mask_grad(dy, np.not_equal(ctx.y, 0))
 
 
 class LeakyReluCtx(NamedTuple):

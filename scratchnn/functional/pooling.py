@@ -49,6 +49,7 @@ import numpy as np
 from .._validate import check_array, check_bool, check_int, ntuple
 from ..autodiff import defop
 from ..parallel import ranges
+from .activation import _mask_grad
 from ._window import Pads, check_window_args, output_size, phase_layout
 
 Array = np.ndarray
@@ -185,10 +186,14 @@ class Polyphase(NamedTuple):
             self.place(u, grids[u], dx)
 
 
+@functools.lru_cache(maxsize=64)
 def _polyphase(g: Geometry) -> Polyphase:
     """Lay out the windows of ``g`` in phases (see :class:`Polyphase`): the shared
     :func:`~scratchnn.functional._window.phase_layout` (convolution's shifted GEMM reads the
-    same layout), plus what the pooling passes need to know about it."""
+    same layout), plus what the pooling passes need to know about it.
+
+    Cached per geometry (a forward and its backward, every step of a training loop, lay out
+    the same windows; ~35 µs each time otherwise). The result is shared: never modify it."""
     lay = phase_layout(g.kernel, g.stride, g.dilation, [lo for lo, _ in g.pads], g.size, g.out)
     empty = (slice(0, 0),) * len(lay.grid)
     phases = [box if box is not None else (empty, empty) for box in lay.boxes]
@@ -331,8 +336,12 @@ def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
     In the forward's phase layout (:class:`Polyphase`), one pass per kernel offset j: the
     windows won by j add ``dy·[kid = j]`` into j's flat run of a zeroed phase buffer; the
     phases are then gathered into dx. When each phase is one offset's unshifted run
-    (``direct``, e.g. k2 s2) the products go straight into dx. Chunked and threaded as the
-    forward.
+    (``direct``, e.g. k2 s2) ``dy·[kid = j]`` is written straight into j's strided view of dx,
+    which it fills: dx is written once, with no buffer and no zero fill. Chunked and threaded
+    as the forward.
+
+    ``dy·[kid = j]`` is :func:`~scratchnn.functional.activation._mask_grad` (a bitwise select:
+    branch-free, and an infinite or NaN dy reaches only its winner, as in torch).
     """
     g = ctx.geom
     nd = len(g.size)
@@ -343,36 +352,28 @@ def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
     def step(a: int, b: int) -> None:
         n = b - a
         if pp.grid == g.out:
-            d = np.ascontiguousarray(dy[a:b]).reshape(-1)
+            d = dy[a:b]
         else:                                       # scratch positions get dy = 0
-            dg = np.zeros((n,) + pp.grid, dy.dtype)
-            _valid(dg, g.out)[...] = dy[a:b]
-            d = dg.reshape(-1)
-        kid = ctx.kid[a:b].reshape(-1)
+            d = np.zeros((n,) + pp.grid, dy.dtype)
+            _valid(d, g.out)[...] = dy[a:b]
+        kid = ctx.kid[a:b]
         won = np.empty(d.shape, bool)
-        gj = np.empty(d.shape, d.dtype)
         if pp.direct:                               # k2 s2: each offset owns its phase
             if not pp.complete:
                 dx[a:b].fill(0)
-        else:
-            flat, grids = pp.buffer(n, dy.dtype, None)
-        # dy·[kid = j] is branch-free (np.where on a random mask is ~10× slower); only a
-        # non-finite dy needs the select, where inf·0 would leak NaN into windows j did not win
-        finite = bool(np.isfinite(d).all())
-        for j, (u, _) in enumerate(pp.offsets):
+            for j, (u, _) in enumerate(pp.offsets):
+                box, src = pp.phases[u]
+                np.equal(kid, j, out=won)
+                _mask_grad(d[(slice(None),) + box], won[(slice(None),) + box],
+                           out=dx[a:b][(slice(None),) + src])              # dy·[kid = j]
+            return
+        flat, grids = pp.buffer(n, dy.dtype, None)
+        gj = np.empty(d.shape, dy.dtype)
+        for j in range(len(pp.offsets)):
             np.equal(kid, j, out=won)
-            if finite:
-                np.multiply(d, won, out=gj)                                # dy·[kid = j]
-            else:
-                gj.fill(0)
-                np.copyto(gj, d, where=won)
-            if pp.direct:
-                pp.place(u, gj.reshape((n,) + pp.grid), dx[a:b])
-            else:
-                run = pp.run(j, flat, n)
-                run += gj
-        if not pp.direct:
-            pp.merge(grids, dx[a:b])
+            run = pp.run(j, flat, n)
+            run += _mask_grad(d, won, out=gj).reshape(-1)                  # dy·[kid = j]
+        pp.merge(grids, dx[a:b])
 
     ranges(step, dy.shape[0], ctx.kid.size * len(pp.offsets))
     return dx.reshape(ctx.shape)
