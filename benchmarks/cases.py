@@ -328,6 +328,18 @@ for _label, _n, _ci, _co, _h, _s, _p, _q in _CONV_SHAPES:
         flops_fwd=_fl, flops_fwdbwd=3 * _fl, flop_formula=_CONVT_FORMULA, target=1.0,
         quick=_q and _s == 1 and _ci > 1))
 
+# the ConvNet's second convolution alone: where most of its training step goes (no target of
+# its own; the step's target is the ConvNet case's)
+_fl2 = _conv_flops(32, 16, 32, 24, 24, 3)
+_add(_op_case(
+    "conv2d 16→32 26×26 (ConvNet layer 2)", "conv2d", "conv",
+    "x (32, 16, 26, 26), W (32, 16, 3, 3), b: the chapter ConvNet's second layer, batch 32",
+    lambda rng, dt: (_randn(rng, (32, 16, 26, 26), dt), _randn(rng, (32, 16, 3, 3), dt, 1 / 12),
+                     _randn(rng, (32,), dt)),
+    {}, flops_fwd=_fl2, flops_fwdbwd=3 * _fl2, flop_formula=_CONV_FORMULA, quick=True,
+    aliases=("convnet_layer2",),
+    notes="the ConvNet step's largest share (informational: the step case carries the target)"))
+
 # the readable loop versions, on a small shape: conv2d (C_in → C_out) and its adjoint
 _NN, _NC, _NH = 2, (3, 4), 8                                     # N, (C_in, C_out), H = W
 _nfl = _conv_flops(_NN, _NC[0], _NC[1], _NH, _NH, 3)

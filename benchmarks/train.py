@@ -253,15 +253,21 @@ def make_torch_optimizer(model, lr: float = 0.5):
     return _torch().optim.Adadelta(model.parameters(), lr=lr)
 
 
+def _set_torch_masks(model, masks: Masks | None, device: Any = "cpu") -> None:
+    """Give the torch model's two dropout layers this step's masks (None: draw their own)."""
+    if masks is not None:                    # on x's device (a no-op copy on the CPU)
+        model[DROP2D_INDEX].mask = torch.from_numpy(masks.channel).to(device)
+        model[DROP_INDEX].mask = torch.from_numpy(masks.hidden).to(device)
+    else:
+        model[DROP2D_INDEX].mask = model[DROP_INDEX].mask = None
+
+
 def torch_train_step(model, optimizer, x, y, masks: Masks | None = None) -> float:
     """One training step in torch with the given keep-masks; returns the loss (before the
     step). ``x``/``y`` are tensors (``torch.from_numpy`` of the scratchnn batch)."""
     model.train()
-    if masks is not None:                    # on x's device (a no-op copy on the CPU)
-        model[DROP2D_INDEX].mask = torch.from_numpy(masks.channel).to(x.device)
-        model[DROP_INDEX].mask = torch.from_numpy(masks.hidden).to(x.device)
-    else:
-        model[DROP2D_INDEX].mask = model[DROP_INDEX].mask = None
+    if masks is not _PREPARED:
+        _set_torch_masks(model, masks, x.device)
     optimizer.zero_grad()
     loss = torch.nn.functional.nll_loss(model(x), y)
     loss.backward()
@@ -416,7 +422,7 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
                 losses, seconds = _timed_steps(
                     lambda x, y, m: torch_train_step(tmodel, topt, torch.from_numpy(x),
                                                      torch.from_numpy(y), m), batches, bar,
-                    "torch")
+                    "torch", lambda m: (_set_torch_masks(tmodel, m), _PREPARED)[1])
                 res["loss_torch"] += losses
                 res["seconds_torch"] += seconds
             bar.close()

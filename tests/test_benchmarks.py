@@ -92,3 +92,22 @@ def test_interleaved_compare_and_paired_ratio():
     s = stats([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s.median == 3.0 and s.q1 == 2.0 and s.q3 == 4.0 and s.iqr == 2.0
     assert paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 2.0]) == (3.0, 2.5, 3.5)
+
+
+def test_scaling_reports_every_size_and_refuses_bad_arguments(tmp_path, capsys):
+    """``python -m benchmarks.scaling``: one ratio per size and one for GEMMs, all positive and
+    finite (no timing assertion: the values describe the machine), JSON written; bad sizes
+    are refused by the argument parser."""
+    import math
+
+    from benchmarks.scaling import main as scaling_main
+    out = tmp_path / "scaling.json"
+    res = scaling_main(["--sizes", "16,64", "--rounds", "1", "--json", str(out)])
+    assert set(res["copy"]) == {16.0, 64.0} and set(res["us_per_call"]) == {16.0, 64.0}
+    for v in (*res["copy"].values(), res["gemm"]):
+        assert v > 0 and math.isfinite(v)
+    assert json.loads(out.read_text())["threads"] == 2
+    assert "GEMM" in capsys.readouterr().out
+    for bad in (["--sizes", "a,b"], ["--sizes", "0"], ["--threads", "0"]):
+        with pytest.raises(SystemExit):
+            scaling_main(bad)
