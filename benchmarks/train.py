@@ -3,7 +3,7 @@
     python -m benchmarks.train [--data digits|fashion-mnist|DIR] [--epochs N]
                                [--dtype float32|float64] [--compare-torch] [--json PATH]
                                [--plot PATH] [--seed S] [--batch-size 32] [--lr 0.5]
-                               [--limit N] [--threads N]
+                               [--limit N] [--threads N] [--interleave N]
 
 The network (the chapter's, NCHW, ``H×W`` the image size)::
 
@@ -25,10 +25,11 @@ masks*: per step the masks are drawn once with NumPy (:func:`draw_masks`, with s
 sampler) and injected into both models — torch's masked-dropout layers take the mask arrays,
 scratchnn's ``Dropout2d``/``Dropout`` take a generator replaying the state the masks were drawn
 from (their ``generator=`` hook), so they regenerate exactly those masks. Each epoch's batches
-and masks are drawn once; scratchnn runs the epoch, then (after a 0.2 s pause, so neither side
-runs against the other's spinning BLAS threads) torch runs the same steps; each step is timed
-on its own, at the same thread count (``--threads``: torch's ``set_num_threads``, threadpoolctl
-for NumPy's BLAS, ``scratchnn.set_num_threads``).
+and masks are drawn once; the two sides take turns every ``--interleave`` steps (default 100),
+with a 0.2 s pause at every switch so that neither runs against the other's spinning BLAS
+threads (see :data:`INTERLEAVE`); each step is timed on its own, at the same thread count
+(``--threads``: torch's ``set_num_threads``, threadpoolctl for NumPy's BLAS,
+``scratchnn.set_num_threads``).
 
 Reusable pieces (``python -m benchmarks`` times one training step with them)::
 
@@ -177,6 +178,16 @@ def scratchnn_train_step(model: nn.Sequential, optimizer, x: np.ndarray, y: np.n
 
 
 _PREPARED = object()   # "the masks are already set": the timed loop sets them outside the clock
+
+# How the two sides are timed against each other (``--compare-torch``). They never run step by
+# step in turn: after a NumPy GEMM, OpenBLAS's threads spin for ~0.1 s, and a torch step run
+# inside that window is slowed ~2× (see benchmarks/timing.py), which would flatter scratchnn.
+# Nor does each run a whole epoch alone: this shared VM's speed drifts by ±25 % over seconds to
+# minutes, and a whole epoch on each side measured ratios from 1.93× to 2.28× in five runs.
+# So they take turns every INTERLEAVE steps (~0.5–1 s of work), with a SETTLE pause at every
+# switch (outside the clock): both sides then see the same drifts.
+INTERLEAVE = 100
+SETTLE = 0.2
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
@@ -369,8 +380,12 @@ def _timed_steps(step: Any, batches: list, bar: Any, label: str,
 
 def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch: bool = False,
           seed: int = 0, batch_size: int = 32, lr: float = 0.5, limit: int | None = None,
-          threads: int | None = None, progress: bool = True, log=print) -> dict:
-    """Train (and optionally compare); returns the result dict that ``--json`` writes."""
+          threads: int | None = None, progress: bool = True, log=print,
+          interleave: int = INTERLEAVE) -> dict:
+    """Train (and optionally compare); returns the result dict that ``--json`` writes.
+
+    ``interleave``: with ``compare_torch``, the two sides take turns every ``interleave`` steps
+    (0: a whole epoch each), with a pause at every switch (see :data:`INTERLEAVE`)."""
     dtype = np.dtype(dtype)
     ds = load_data(data, dtype)
     in_hw = ds.x_train.shape[2:]
@@ -380,6 +395,7 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
     res: dict[str, Any] = {
         "dataset": ds.name, "epochs": epochs, "steps": epochs * steps_per_epoch,
         "dtype": dtype.name, "seed": seed, "batch_size": batch_size, "lr": lr, "limit": limit,
+        "interleave": interleave if compare_torch else None,
         "train_size": len(ds.x_train), "test_size": len(ds.x_test), "image_hw": list(in_hw),
         "normalisation": {"mean": ds.mean, "std": ds.std},
         "loss_scratchnn": [], "loss_torch": [] if compare_torch else None,
@@ -401,10 +417,8 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
             f"{steps_per_epoch} steps/epoch, {n_threads} thread(s)"
             + (", compared with torch step for step" if compare_torch else ""))
         for epoch in range(1, epochs + 1):
-            # The epoch's batches and dropout masks are drawn once and replayed on each side.
-            # The sides run one after the other, not step by step in turn: after a NumPy GEMM,
-            # OpenBLAS's threads spin for ~0.1 s, and a torch step run inside that window is
-            # slowed ~2× (see benchmarks/timing.py), which would flatter scratchnn.
+            # The epoch's batches and dropout masks are drawn once and replayed on each side,
+            # the sides taking turns every `interleave` steps (see INTERLEAVE).
             batches = []
             for step, (x, y) in enumerate(loader):
                 if step == steps_per_epoch:
@@ -412,19 +426,23 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
                 batches.append((x, y, draw_masks(mask_rng, len(x), dtype)))
             bar = _progress(len(batches) * (2 if compare_torch else 1), f"epoch {epoch}",
                             progress)
-            losses, seconds = _timed_steps(
-                lambda x, y, m: scratchnn_train_step(model, opt, x, y, m), batches, bar,
-                "scratchnn", lambda m: (_set_scratchnn_masks(model, m), _PREPARED)[1])
-            res["loss_scratchnn"] += losses
-            res["seconds_scratchnn"] += seconds
-            if compare_torch:
-                time.sleep(0.2)                      # let the other side's threads go idle
+            turn = interleave if compare_torch and interleave > 0 else len(batches) or 1
+            for i in range(0, len(batches), turn):
+                chunk = batches[i:i + turn]
                 losses, seconds = _timed_steps(
-                    lambda x, y, m: torch_train_step(tmodel, topt, torch.from_numpy(x),
-                                                     torch.from_numpy(y), m), batches, bar,
-                    "torch", lambda m: (_set_torch_masks(tmodel, m), _PREPARED)[1])
-                res["loss_torch"] += losses
-                res["seconds_torch"] += seconds
+                    lambda x, y, m: scratchnn_train_step(model, opt, x, y, m), chunk, bar,
+                    "scratchnn", lambda m: (_set_scratchnn_masks(model, m), _PREPARED)[1])
+                res["loss_scratchnn"] += losses
+                res["seconds_scratchnn"] += seconds
+                if compare_torch:
+                    time.sleep(SETTLE)               # let the other side's threads go idle
+                    losses, seconds = _timed_steps(
+                        lambda x, y, m: torch_train_step(tmodel, topt, torch.from_numpy(x),
+                                                         torch.from_numpy(y), m), chunk, bar,
+                        "torch", lambda m: (_set_torch_masks(tmodel, m), _PREPARED)[1])
+                    res["loss_torch"] += losses
+                    res["seconds_torch"] += seconds
+                    time.sleep(SETTLE)
             bar.close()
             tl, ta = evaluate(model, ds.x_test, ds.y_test)
             res["test_loss_scratchnn"].append(tl)
@@ -542,6 +560,10 @@ def main(argv: list[str] | None = None) -> dict:
                     help="train at most N steps per epoch (a fixed slice, for timing/CI)")
     ap.add_argument("--threads", type=int, metavar="N",
                     help="threads for torch and NumPy's BLAS (default: torch's default)")
+    ap.add_argument("--interleave", type=int, default=INTERLEAVE, metavar="N",
+                    help=f"with --compare-torch, the sides take turns every N steps, pausing "
+                         f"{SETTLE} s at each switch (default {INTERLEAVE}; 0: a whole epoch "
+                         f"each)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     for name in ("epochs", "batch_size", "limit", "threads"):
@@ -550,8 +572,11 @@ def main(argv: list[str] | None = None) -> dict:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
     if args.seed < 0:
         ap.error(f"--seed must be >= 0, got {args.seed}")
+    if args.interleave < 0:
+        ap.error(f"--interleave must be >= 0, got {args.interleave}")
     res = train(args.data, args.epochs, args.dtype, args.compare_torch, args.seed,
-                args.batch_size, args.lr, args.limit, args.threads, not args.no_progress)
+                args.batch_size, args.lr, args.limit, args.threads, not args.no_progress,
+                interleave=args.interleave)
     print(summary(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n")

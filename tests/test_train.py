@@ -33,6 +33,21 @@ def test_parity_with_torch_on_digits_slice(dtype, rtol):
     assert abs(res["accuracy_diff_points"]) <= (0 if dtype == "float64" else 100 / 297)
 
 
+def test_interleaved_turns_give_the_same_run(monkeypatch):
+    """Taking turns every 3 steps (the timing protocol) changes nothing but the clock: the same
+    losses on both sides, step for step, as one whole epoch per side; a negative turn length is
+    refused."""
+    monkeypatch.setattr(T, "SETTLE", 0.0)
+    runs = [T.train("digits", dtype="float64", compare_torch=True, seed=1, limit=7,
+                    interleave=k, **QUIET) for k in (3, 0)]
+    assert runs[0]["interleave"] == 3 and runs[1]["interleave"] == 0
+    for side in ("loss_scratchnn", "loss_torch"):
+        assert len(runs[0][side]) == 7
+        np.testing.assert_array_equal(runs[0][side], runs[1][side])
+    with pytest.raises(SystemExit):
+        T.main(["--interleave", "-1", "--no-progress"])
+
+
 def test_weights_transfer_and_eval_forward_agree(digits64):
     model = T.build_scratchnn_convnet(np.float64, seed=3, in_hw=(8, 8))
     tmodel = T.build_torch_convnet(model)
