@@ -49,6 +49,7 @@ dtype.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import threading
@@ -113,10 +114,21 @@ class _Geometry(NamedTuple):
 def _geometry(groups: int, kernel: Sequence[int], stride: Sequence[int],
               dilation: Sequence[int], pads: Pads, size: Sequence[int],
               out: Sequence[int]) -> _Geometry:
+    """The :class:`_Geometry` of these windows (cached: a training loop asks for the same
+    few geometries every step, ~20 µs each to work out)."""
+    return _cached_geometry(int(groups), *(tuple(int(v) for v in a)
+                                           for a in (kernel, stride, dilation)),
+                            tuple((int(lo), int(hi)) for lo, hi in pads),
+                            tuple(int(v) for v in size), tuple(int(v) for v in out))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_geometry(groups: int, kernel: tuple[int, ...], stride: tuple[int, ...],
+                     dilation: tuple[int, ...], pads: tuple[tuple[int, int], ...],
+                     size: tuple[int, ...], out: tuple[int, ...]) -> _Geometry:
     lo, hi = tuple(p[0] for p in pads), tuple(p[1] for p in pads)
     slices = tuple(clipped_offset_slices(kernel, stride, dilation, lo, size, out))
-    return _Geometry(groups, tuple(kernel), tuple(stride), tuple(dilation), lo, hi,
-                     tuple(size), tuple(out), slices)
+    return _Geometry(groups, kernel, stride, dilation, lo, hi, size, out, slices)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,8 +343,16 @@ class _Grid(NamedTuple):
 
 def _grid(g: _Geometry, n: int) -> _Grid:
     """The :class:`_Grid` of geometry g for a batch of n (the phases in first-use order)."""
-    lay = phase_layout(g.kernel, g.stride, g.dilation, g.lo, g.size, g.out)
+    lay = _phase_layout(g.kernel, g.stride, g.dilation, g.lo, g.size, g.out)
     return _Grid(lay.phases, lay.grid, n * math.prod(lay.grid), lay.slack, lay.taps, lay.boxes)
+
+
+@functools.lru_cache(maxsize=256)
+def _phase_layout(kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                  lo: tuple[int, ...], size: tuple[int, ...], out: tuple[int, ...]):
+    """:func:`~scratchnn.functional._window.phase_layout`, cached per geometry (shared: never
+    modified by its users)."""
+    return phase_layout(kernel, stride, dilation, lo, size, out)
 
 
 def _to_grid(x: Array, g: _Geometry, gr: _Grid) -> Array:
