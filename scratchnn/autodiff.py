@@ -23,10 +23,11 @@ Skipping gradients nobody needs (torch's ``ctx.needs_input_grad``)::
     dx, dw, db = pullback(dout, needs_input_grad=(False, True, True))    # dx is None
 
 A backward that declares a ``needs_input_grad`` keyword receives the tuple (one bool per
-positional argument; a shorter tuple is padded with True) and may skip the work of the unneeded gradients — a convolution that is a
-network's first layer never computes its input gradient, as in torch, where the data does not
-require grad. Any other op computes all gradients and the pullback drops the unneeded ones, so
-the result is the same either way: ``None`` where not needed.
+positional argument; a shorter tuple is padded with True) and may skip the work of the unneeded
+gradients — a convolution that is a network's first layer never computes its input gradient,
+as in torch, where the data does not require grad. Any other op computes all gradients and the
+pullback drops the unneeded ones, so the result is the same either way: ``None`` where not
+needed.
 """
 from __future__ import annotations
 

@@ -127,14 +127,23 @@ def test_sequential_mlp_backward_equals_torch_autograd(dtype):
         np.testing.assert_allclose(p.grad, tgrads[k], **TOL[dtype], err_msg=k)
 
 
-@pytest.mark.parametrize("first", ["linear", "nested", "flatten"])
+class _Scaled(nn.OpModule):
+    """y = 2x with a hand-written pullback that knows nothing of needs_input_grad."""
+
+    def _call(self, x):
+        return 2 * x, lambda dy: (2 * dy,)
+
+
+@pytest.mark.parametrize("first", ["linear", "nested", "flatten", "custom"])
 def test_sequential_backward_without_input_grad(first):
     """backward(dy, input_grad=False) returns None and gives every parameter the same gradient
     (a first one-op module or Sequential is told to skip its dx; any other first module still
     runs, its dx dropped)."""
     head = {"linear": [nn.Linear(6, 4)], "nested": [nn.Sequential(nn.Linear(6, 4))],
-            "flatten": [nn.Flatten(), nn.Linear(6, 4)]}[first]
+            "flatten": [nn.Flatten(), nn.Linear(6, 4)], "custom": []}[first]
     o = nn.Sequential(*head, nn.ReLU(), nn.Linear(4, 2))
+    if first == "custom":                   # a learner's OpModule with its own pullback
+        o = nn.Sequential(_Scaled(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2))
     shape = (3, 6) if first != "flatten" else (3, 2, 3)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     dy = np.ones((3, 2), np.float32)

@@ -15,6 +15,7 @@ Most layers are a functional op plus parameters; :class:`OpModule` writes that p
 """
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
@@ -253,7 +254,10 @@ class OpModule(Module):
         if pb is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
         n = self.__dict__["_n_inputs"]
-        grads = pb(dout) if input_grad else pb(dout, needs_input_grad=(False,) * n)
+        if input_grad or "needs_input_grad" not in inspect.signature(pb).parameters:
+            grads = pb(dout)                        # a hand-written pullback: compute, drop
+        else:
+            grads = pb(dout, needs_input_grad=(False,) * n)
         for name, g in zip(self._grad_params, grads[n:]):
             p = getattr(self, name)
             if p is not None and g is not None:
