@@ -426,12 +426,20 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
                 batches.append((x, y, draw_masks(mask_rng, len(x), dtype)))
             bar = _progress(len(batches) * (2 if compare_torch else 1), f"epoch {epoch}",
                             progress)
+            def prepare_scratchnn(masks: Masks) -> object:
+                _set_scratchnn_masks(model, masks)
+                return _PREPARED
+
+            def prepare_torch(masks: Masks) -> object:
+                _set_torch_masks(tmodel, masks)
+                return _PREPARED
+
             turn = interleave if compare_torch and interleave > 0 else len(batches) or 1
             for i in range(0, len(batches), turn):
                 chunk = batches[i:i + turn]
                 losses, seconds = _timed_steps(
                     lambda x, y, m: scratchnn_train_step(model, opt, x, y, m), chunk, bar,
-                    "scratchnn", lambda m: (_set_scratchnn_masks(model, m), _PREPARED)[1])
+                    "scratchnn", prepare_scratchnn)
                 res["loss_scratchnn"] += losses
                 res["seconds_scratchnn"] += seconds
                 if compare_torch:
@@ -439,7 +447,7 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
                     losses, seconds = _timed_steps(
                         lambda x, y, m: torch_train_step(tmodel, topt, torch.from_numpy(x),
                                                          torch.from_numpy(y), m), chunk, bar,
-                        "torch", lambda m: (_set_torch_masks(tmodel, m), _PREPARED)[1])
+                        "torch", prepare_torch)
                     res["loss_torch"] += losses
                     res["seconds_torch"] += seconds
                     time.sleep(SETTLE)

@@ -27,6 +27,7 @@ pooling's passes).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Iterator, NamedTuple, Sequence
 
@@ -193,7 +194,18 @@ class PhaseLayout(NamedTuple):
 def phase_layout(kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
                  lo: Sequence[int], size: Sequence[int], out: Sequence[int]) -> PhaseLayout:
     """The :class:`PhaseLayout` of windows over an input of ``size`` padded by ``lo`` before
-    each dimension, with ``out`` windows per dimension."""
+    each dimension, with ``out`` windows per dimension.
+
+    Cached per geometry (a training loop lays out the same few windows every step, ~15–35 µs
+    each time otherwise); the layout is all tuples, so sharing it is safe."""
+    return _phase_layout(*(tuple(int(v) for v in a)
+                           for a in (kernel, stride, dilation, lo, size, out)))
+
+
+@functools.lru_cache(maxsize=256)
+def _phase_layout(kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                  lo: tuple[int, ...], size: tuple[int, ...], out: tuple[int, ...]
+                  ) -> PhaseLayout:
     grid = tuple(o + di * (ki - 1) // si for o, ki, si, di in zip(out, kernel, stride, dilation))
     pitch = [math.prod(grid[i + 1:]) for i in range(len(grid))]
     ids: dict[tuple[int, ...], int] = {}

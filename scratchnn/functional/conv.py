@@ -343,16 +343,8 @@ class _Grid(NamedTuple):
 
 def _grid(g: _Geometry, n: int) -> _Grid:
     """The :class:`_Grid` of geometry g for a batch of n (the phases in first-use order)."""
-    lay = _phase_layout(g.kernel, g.stride, g.dilation, g.lo, g.size, g.out)
+    lay = phase_layout(g.kernel, g.stride, g.dilation, g.lo, g.size, g.out)
     return _Grid(lay.phases, lay.grid, n * math.prod(lay.grid), lay.slack, lay.taps, lay.boxes)
-
-
-@functools.lru_cache(maxsize=256)
-def _phase_layout(kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
-                  lo: tuple[int, ...], size: tuple[int, ...], out: tuple[int, ...]):
-    """:func:`~scratchnn.functional._window.phase_layout`, cached per geometry (shared: never
-    modified by its users)."""
-    return phase_layout(kernel, stride, dilation, lo, size, out)
 
 
 def _to_grid(x: Array, g: _Geometry, gr: _Grid) -> Array:
@@ -869,7 +861,7 @@ def conv_transpose_backward(ctx: ConvTransposeCtx, dy: Array
     if _use_shifted(g, dy.shape[1], x.shape[1], correlate=True):     # dy is the x side
         dx, dyg, gr = _shifted_correlate(dy, w, g, None)             # dx = W ⋆ dy
         dw = _shifted_weight_grad(_y_to_grid(x, g, gr), dyg, g, gr, w.shape)
-        return (dx[0] if ctx.unbatched else dx), dw, db
+        return _unbatch(dx, ctx.unbatched), dw, db
     w3 = _grouped(w, g)
     dx = np.empty(x.shape, x.dtype)                                  # (N, C_in, *S)
 
@@ -879,7 +871,7 @@ def conv_transpose_backward(ctx: ConvTransposeCtx, dy: Array
 
     parts = _run_chunks(x.shape[0], dy.shape[1] * g.K * g.L, x.itemsize, step)
     dw = _sum(parts, w.shape, w.dtype)
-    return (dx[0] if ctx.unbatched else dx), dw, db
+    return _unbatch(dx, ctx.unbatched), dw, db
 
 
 # ---------------------------------------------------------------------------------------------
