@@ -9,7 +9,7 @@ per second N threads finish than one: N for work that shares nothing, ~1 for wor
 something shared (the GIL, memory bandwidth).
 
 Why it matters here: NumPy releases the GIL inside a ufunc, so scratchnn can split a pass over
-threads (``scratchnn.parallel``), but a thread must take the GIL back after every call, and on
+threads (``scratchnn.perf.threads``), but a thread must take the GIL back after every call, and on
 this project's 2-core VM that wake-up costs tens of microseconds. Measured there (2 threads):
 passes of 16 KiB to 1 MiB per call (≤ ~30 µs) scale 1.0×, 4 MiB (~80 µs) 1.5–1.9×, 16 MiB
 (arrays beyond the shared 32 MiB L3) 1.0×; GEMMs 1.97×. The ConvNet's step is hundreds of

@@ -1,5 +1,5 @@
-"""The equivalence report: ``python -m reference [OPS ...] [--device cpu|cuda]
-[--dtype float32|float64] [--examples N] [--seed S]``.
+"""The equivalence report: ``python -m reference [OPS ...] [--impl fast|textbook]
+[--device cpu|cuda] [--dtype float32|float64] [--examples N] [--seed S]``.
 
 Runs the harness for the chosen ops (all by default) over ``N`` hypothesis-drawn cases each, in
 every value regime the op lists, and prints one row per op and dtype: examples run, worst forward
@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 
 from .bridge import cuda_available
 from .harness import Result, run_case
-from .registry import load_all
+from .registry import IMPLS, load_all
 
 
-def run_op(spec, dtype: str, device: str, n: int, seed: int) -> tuple[int, Result, str]:
+def run_op(spec, dtype: str, device: str, n: int, seed: int, impl: str = "fast"
+           ) -> tuple[int, Result, str]:
     """Run ``n`` drawn cases; return (count, worst result, first failure or '')."""
     worst = Result(spec.name, dtype, device, 0.0, 0.0, True)
     state = {"count": 0, "fail": ""}
@@ -32,7 +33,7 @@ def run_op(spec, dtype: str, device: str, n: int, seed: int) -> tuple[int, Resul
     def go(data):
         regime = data.draw(st.sampled_from(spec.regimes))
         case = data.draw(spec.cases(regime))
-        r = run_case(spec, case, dtype, device, seed=seed + state["count"])
+        r = run_case(spec, case, dtype, device, seed=seed + state["count"], impl=impl)
         state["count"] += 1
         worst.fwd_err = max(worst.fwd_err, r.fwd_err)
         worst.grad_err = max(worst.grad_err, r.grad_err)
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     specs = load_all()
     p = argparse.ArgumentParser(prog="python -m reference", description=__doc__.split("\n\n")[0])
     p.add_argument("ops", nargs="*", help=f"ops to check (default: all {len(specs)})")
+    p.add_argument("--impl", choices=list(IMPLS), default="fast",
+                   help="which edition to check: the fast engines (default) or scratchnn.textbook")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["float32", "float64"], action="append",
                    help="repeatable; default both")
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(head))
     for name in ops:
         for dt in dtypes:
-            n, worst, fail = run_op(specs[name], dt, a.device, a.examples, a.seed)
+            n, worst, fail = run_op(specs[name], dt, a.device, a.examples, a.seed, a.impl)
             verdict = "ok" if worst.ok else "FAIL"
             print(f"{name:<28}{dt:<9}{a.device:<7}{n:>9}{worst.fwd_err:>11.2e}"
                   f"{worst.grad_err:>11.2e}  {verdict}", flush=True)
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             if fail:
                 failures.append(fail)
     bad = sum(not r.ok for r in rows)
-    print(f"\n{len(rows) - bad} of {len(rows)} op/dtype pairs agree with torch "
+    print(f"\n{len(rows) - bad} of {len(rows)} op/dtype pairs ({a.impl} edition) agree with torch "
           f"({time.perf_counter() - t0:.1f} s). Errors are max |scratchnn − torch float64|.")
     for f in failures:
         print("FAILED:", f)

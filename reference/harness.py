@@ -1,6 +1,6 @@
 """The equivalence harness: run one case through scratchnn and torch and judge the difference.
 
-Policy (DESIGN.md):
+Policy (docs/design.md):
 
 * the oracle is torch in float64 on the same device, fed the *same* values (float32 inputs are
   rounded to float32 first, then widened);
@@ -26,7 +26,7 @@ import torch
 import scratchnn
 
 from .bridge import configure, to_numpy, to_torch
-from .registry import Case, OpSpec, Reject
+from .registry import Case, OpSpec, Reject, edition
 
 DEFAULT_TOL = {"float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}
 
@@ -128,9 +128,10 @@ def _unchanged(a: Any, b: Any) -> bool:
 
 
 def run_case(spec: OpSpec, case: Case, dtype: str = "float64", device: str = "cpu",
-             seed: int = 0, args_override: tuple | None = None) -> Result:
+             seed: int = 0, args_override: tuple | None = None, impl: str = "fast") -> Result:
     """Compare scratchnn with torch on one case; ``args_override`` lets a caller feed the same
-    values in another memory layout (non-contiguous, read-only)."""
+    values in another memory layout (non-contiguous, read-only); ``impl`` picks the edition
+    (``"fast"`` or ``"textbook"``, see :func:`reference.registry.edition`)."""
     configure(device)
     dt = np.dtype(dtype)
     args = cast(case.args, dt) if args_override is None else args_override
@@ -140,7 +141,7 @@ def run_case(spec: OpSpec, case: Case, dtype: str = "float64", device: str = "cp
     fail: list[str] = []
 
     try:
-        out, pullback = scratchnn.vjp(spec.ours, *args, **copy.deepcopy(kwargs))
+        out, pullback = scratchnn.vjp(edition(spec, impl), *args, **copy.deepcopy(kwargs))
         outs = _flat(out)
         douts = [rng.standard_normal(o.shape).astype(dt) if _is_float(o) else None for o in outs]
         for o in outs:

@@ -16,7 +16,12 @@ A spec says:
 * ``regimes``: the value regimes that make sense (``ties`` for kink/tie conventions);
 * ``tol``: tolerance overrides ``{"float32": (rtol, atol), "float64": (rtol, atol)}``;
 * ``rejects``: bad inputs that scratchnn must reject with a ValueError/TypeError naming the
-  parameter (and torch too, unless ``torch_rejects=False``).
+  parameter (and torch too, unless ``torch_rejects=False``);
+* ``textbook``: the op's textbook edition, when it is not ``scratchnn.textbook.<name>`` (an
+  adapter such as ``lstm_cell``'s flattened form); see :func:`edition`.
+
+Every spec is checked twice against torch: the fast edition (``ours``) and the textbook edition
+(:func:`edition` with ``impl="textbook"``); where the op is already plain both are one function.
 """
 from __future__ import annotations
 
@@ -69,6 +74,7 @@ class OpSpec:
     gradcheck_regime: str | None = None    # default: 'away' if listed, else 'distinct'/'normal'
     examples: float = 1.0                  # scale of hypothesis examples (heavy ops < 1)
     notes: str = ""
+    textbook: Callable | None = None       # default: scratchnn.textbook.<name>
 
     def __post_init__(self) -> None:
         bad = set(self.regimes) - set(REGIMES)
@@ -82,6 +88,24 @@ class OpSpec:
 
 
 REGISTRY: dict[str, OpSpec] = {}
+IMPLS = ("fast", "textbook")
+
+
+def edition(spec: OpSpec, impl: str = "fast") -> Callable:
+    """The op under test: ``spec.ours`` for ``impl="fast"``, its textbook twin for
+    ``"textbook"`` (``spec.textbook``, else ``scratchnn.textbook.<spec.name>``)."""
+    if impl == "fast":
+        return spec.ours
+    if impl != "textbook":
+        raise ValueError(f"edition(): parameter 'impl' must be one of {list(IMPLS)}, got {impl!r}")
+    if spec.textbook is not None:
+        return spec.textbook
+    import scratchnn.textbook as T
+    op = getattr(T, spec.name, None)
+    if op is None:
+        raise LookupError(f"edition(): op '{spec.name}' has no textbook edition "
+                          f"(scratchnn.textbook.{spec.name} is missing)")
+    return op
 
 
 def register(spec: OpSpec) -> OpSpec:

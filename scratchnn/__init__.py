@@ -9,13 +9,13 @@ in ``tests/`` (see ``reference/``). The library needs only NumPy.
     out, pullback = snn.vjp(F.linear, x, w, b)
     dx, dw, db = pullback(dout)
 """
-from . import data, functional, nn, optim
+from . import data, functional, nn, optim, textbook
 from .autodiff import defop, is_op, vjp
 from .gradcheck import GradcheckError, gradcheck
-from .parallel import get_num_threads, set_num_threads
+from .perf.threads import get_num_threads, set_num_threads
 from .random import default_generator, manual_seed
 
 __version__ = "0.1.0"
-__all__ = ["functional", "nn", "optim", "data", "vjp", "defop", "is_op", "gradcheck", "GradcheckError",
+__all__ = ["textbook", "functional", "nn", "optim", "data", "vjp", "defop", "is_op", "gradcheck", "GradcheckError",
            "manual_seed", "default_generator", "set_num_threads", "get_num_threads",
            "__version__"]

@@ -423,7 +423,7 @@ def test_sigmoid_blocks_equal_the_whole_array_formula(monkeypatch, dtype, thread
     # σ and its backward run block by block (and split over threads): the same operations as
     # the whole-array formula, so the same bits, across block edges, at NaN/±inf/±0 too
     import scratchnn
-    from scratchnn import parallel
+    from scratchnn.perf import threads as parallel
     from scratchnn.functional import activation as A
     monkeypatch.setattr(A, "_SIGMOID_BLOCK", 1000)                 # many blocks, a ragged tail
     monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
@@ -452,7 +452,7 @@ def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype
     # large last-axis log_softmax runs in row blocks over row ranges per thread: each row is
     # reduced alone, so the bits equal the whole-array formula (-inf entries and a NaN row too)
     import scratchnn
-    from scratchnn import parallel
+    from scratchnn.perf import threads as parallel
     from scratchnn.functional import activation as A
     monkeypatch.setattr(A, "_ROW_BLOCK_BYTES", 4 * 7 * 13)  # 7 rows of 13 (float64: 3) per block
     monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)

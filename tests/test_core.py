@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import scratchnn as snn
 import scratchnn.functional as F
-from scratchnn.functional import _window as W
+from scratchnn import window as W
 from tests.conftest import examples
 
 

@@ -1,11 +1,11 @@
-"""scratchnn.parallel: the thread setting and chunked elementwise evaluation."""
+"""scratchnn.perf.threads: the thread setting and chunked elementwise evaluation."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import scratchnn.functional as F
-from scratchnn import parallel
+from scratchnn.perf import threads as parallel
 
 
 @pytest.fixture

@@ -298,7 +298,8 @@ def test_phase_runs_are_the_offset_views_of_the_padded_input(data, nd, seed):
     """The polyphase layout's claim: offset j's flat run, at every valid grid position, is
     what the strided offset view of the ∓inf-padded input shows (the plain definition), and
     merge is split's adjoint (every input element lands in at most one phase)."""
-    from scratchnn.functional import _window, pooling as P
+    from scratchnn import window as _window
+    from scratchnn.functional import pooling as P
     k = [data.draw(st.integers(1, 3)) for _ in range(nd)]
     s = [data.draw(st.integers(1, 3)) for _ in range(nd)]
     dil = [data.draw(st.integers(1, 2)) for _ in range(nd)]
@@ -329,7 +330,7 @@ def test_phase_runs_are_the_offset_views_of_the_padded_input(data, nd, seed):
 def threaded(monkeypatch):
     """Chunk even tiny inputs over 3 threads (ranges that do not start at plane 0)."""
     before = snn.get_num_threads()
-    monkeypatch.setattr(snn.parallel, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(snn.perf.threads, "MIN_PARALLEL", 0)
     yield lambda n: snn.set_num_threads(n)
     snn.set_num_threads(before)
 
@@ -379,7 +380,7 @@ def _as_tuple(out):
 def _avg_by_offsets(x, g, div, dy):
     """The plain definition: Σ over the k_1·…·k_d offset views of the zero-padded input, / D;
     and its adjoint, dy/D added into every offset view of a zero-padded dx."""
-    from scratchnn.functional import _window
+    from scratchnn import window as _window
     xp = _window.pad(x, g.pads, 0.0)
     y = np.zeros(x.shape[:-len(g.out)] + g.out, x.dtype)
     dxp = np.zeros(xp.shape, x.dtype)

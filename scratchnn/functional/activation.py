@@ -21,7 +21,7 @@ import numpy as np
 from .._validate import (check_array, check_choice, check_dim, check_float, check_float_dtype,
                          check_inplace, check_same_dtype)
 from ..autodiff import defop
-from ..parallel import MIN_PARALLEL, chunked, ranges
+from ..perf.threads import MIN_PARALLEL, chunked, ranges
 
 Array = np.ndarray
 
@@ -41,7 +41,7 @@ def _stable_sigmoid(x: Array) -> Array:
     With e = e^{−|x|} ∈ (0, 1]: σ(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) for x < 0, i.e.
     max(e, [x ≥ 0]) / (1 + e) — one branch-free expression (np.where on a random sign pattern
     costs ~5× more here, through branch mispredictions). ``exp`` makes it compute-bound, so
-    large inputs are split over ``scratchnn.parallel``'s threads.
+    large inputs are split over ``scratchnn.perf.threads``.
     """
     return chunked(_sigmoid_into, x, out=np.empty_like(x))
 

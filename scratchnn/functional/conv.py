@@ -34,7 +34,7 @@ the products efficient.
 So there is one engine for six ops and both directions (``_Geometry`` + ``_im2col``/``_col2im``
 + the three chunk steps below, or the shifted-GEMM helpers). On the im2col route padding never
 materialises a padded copy: the offset slices are clipped to the real input
-(``_window.clipped_offset_slices``) and the column entries that fall into padding are zeros; the
+(``perf.phases.clipped_offset_slices``) and the column entries that fall into padding are zeros; the
 shifted route makes exactly one zero-padded copy (its grid) and no column buffer.
 
 Speed: the batch is processed in chunks whose column buffer is a reused per-thread workspace
@@ -60,8 +60,9 @@ import numpy as np
 
 from .._validate import check_array, check_int, check_same_dtype, ntuple
 from ..autodiff import defop
-from ..parallel import get_num_threads
-from ._window import Pads, clipped_offset_slices, parse_padding, phase_layout
+from ..perf.phases import clipped_offset_slices, phase_layout
+from ..perf.threads import get_num_threads
+from ..window import Pads, parse_padding
 
 Array = np.ndarray
 
@@ -328,7 +329,7 @@ SHIFTED_MAX_WASTE = 1.15           # grid positions per output up to which it ru
 class _Grid(NamedTuple):
     """The flat layout of one convolution for :func:`_shifted_gemm` (batch size included).
 
-    The zero-padded x side is split into its stride phases (``_window.PhaseLayout``: phase r
+    The zero-padded x side is split into its stride phases (``perf.phases.PhaseLayout``: phase r
     holds the padded positions ``m·s + r``; stride 1: one phase, the padded input itself), each
     laid out as a *phase grid* ``(C, N, *P)`` flattened to ``(C, L)``, ``L = N·ΠP``. Kernel
     offset κ reads phase ``r = κ·dil mod s`` at the flat shift of ``κ·dil div s`` grid steps.

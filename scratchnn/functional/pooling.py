@@ -16,7 +16,7 @@ every window sees at that offset (every batch, channel and output position at on
 Max and min pooling read the offsets from a *polyphase* copy of the padded input
 (:class:`Polyphase`): split by stride phase, each offset is a contiguous flat run, so every pass
 is one long SIMD loop instead of a strided view whose inner loop is a single output row (~6×
-slower). The planes are split into one range per thread (:func:`scratchnn.parallel.ranges`); the results do not
+slower). The planes are split into one range per thread (:func:`scratchnn.perf.threads.ranges`); the results do not
 depend on the thread count.
 
 Average pooling needs no padded copy at all: a window sum is separable, so it sums along one
@@ -48,9 +48,10 @@ import numpy as np
 
 from .._validate import check_array, check_bool, check_int, ntuple
 from ..autodiff import defop
-from ..parallel import ranges
+from ..perf.phases import phase_layout
+from ..perf.threads import ranges
 from .activation import _mask_grad
-from ._window import Pads, check_window_args, output_size, phase_layout
+from ..window import Pads, check_window_args, output_size
 
 Array = np.ndarray
 
@@ -126,7 +127,7 @@ class Polyphase(NamedTuple):
     """The padded input split into its stride phases, so that every kernel offset is a
     contiguous *flat run* (one long SIMD-friendly ufunc pass) instead of a strided view.
 
-    The layout is :class:`~scratchnn.functional._window.PhaseLayout` (convolution's shifted GEMM
+    The layout is :class:`~scratchnn.perf.phases.PhaseLayout` (convolution's shifted GEMM
     uses it too): offset ``j`` reads phase ``u_j`` shifted by ``sh_j`` grid steps. Each used
     phase is stored as a C-order grid of ``G`` points per dimension (``(U, n, *G)`` for ``U``
     used phases and ``n`` planes) and read as one flat array; offset ``j`` is the flat run
@@ -189,7 +190,7 @@ class Polyphase(NamedTuple):
 @functools.lru_cache(maxsize=64)
 def _polyphase(g: Geometry) -> Polyphase:
     """Lay out the windows of ``g`` in phases (see :class:`Polyphase`): the shared
-    :func:`~scratchnn.functional._window.phase_layout` (convolution's shifted GEMM reads the
+    :func:`~scratchnn.perf.phases.phase_layout` (convolution's shifted GEMM reads the
     same layout), plus what the pooling passes need to know about it.
 
     Cached per geometry (a forward and its backward, every step of a training loop, lay out
@@ -270,7 +271,7 @@ def _extreme_pool_forward(fn: str, nd: int, largest: bool, input: Array, kernel_
     Saves:   kid, the winning kernel offset of every window (uint8 for up to 255 offsets):
              the backward sends each dy to that offset's element.
 
-    Planes are pooled in cache-sized chunks (:func:`scratchnn.parallel.ranges`), each padded with ∓∞ into
+    Planes are pooled in cache-sized chunks (:func:`scratchnn.perf.threads.ranges`), each padded with ∓∞ into
     its own small buffer, on all worker threads.
     """
     _check_input(fn, input, nd)
@@ -628,7 +629,7 @@ def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: 
     ...; k_1 + … + k_d passes instead of k_1·…·k_d, none over a padded copy
     (:func:`_separable`). One thread: split over the pool's threads, these short,
     memory-bound passes measured no faster here (N=32, C=64, 32×32, 2 cores: 3.7 vs 3.5 ms
-    forward+backward; every pass hands the GIL over, see :func:`scratchnn.parallel.ranges`).
+    forward+backward; every pass hands the GIL over, see :func:`scratchnn.perf.threads.ranges`).
     """
     _check_input(fn, input, nd)
     g = _geometry(fn, input, nd, kernel_size, stride, padding, 1, ceil_mode)

@@ -1,6 +1,6 @@
 """``Parameter``, ``Module``, ``Sequential``: torch.nn's containers, with explicit backprop.
 
-The module contract (DESIGN.md):
+The module contract (docs/design.md):
 
 * ``y = m(x)`` runs ``forward`` and keeps what ``backward`` needs (only the latest call's);
 * ``dx = m.backward(dy)`` takes gradients mirroring forward's outputs, returns gradients
