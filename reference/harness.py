@@ -204,12 +204,13 @@ def layouts(a: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return out
 
 
-def check_reject(spec: OpSpec, rej: Reject) -> str | None:
+def check_reject(spec: OpSpec, rej: Reject, impl: str = "fast") -> str | None:
     """None if both sides reject ``rej`` as the spec says, else what went wrong."""
-    fn = spec.ours.__name__
+    ours = edition(spec, impl)
+    fn = ours.__name__
     args = rej.args
     try:
-        spec.ours(*args, **copy.deepcopy(rej.kwargs))
+        ours(*args, **copy.deepcopy(rej.kwargs))
     except rej.error as e:
         msg = str(e)
         if fn not in msg or rej.param not in msg:

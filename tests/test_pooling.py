@@ -277,7 +277,7 @@ def test_docstrings_give_formula_shapes_and_torch():
 
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)])
 def test_non_finite_upstream_gradient_reaches_only_the_winners(kwargs):
-    """The fast backward selects dy by the winner mask (bitwise, see _mask_grad): an inf or NaN
+    """The fast backward selects dy by the winner mask (bitwise, see scratchnn.perf.bitwise.mask_select): an inf or NaN
     dy must not leak into the elements a window did not pick, and those get +0 as in torch,
     never −0 (disjoint and overlapping windows)."""
     x = np.random.default_rng(4).standard_normal((1, 2, 6, 6))

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import scratchnn
 import scratchnn.functional as F
 import scratchnn.textbook as T
-from reference.harness import cast, run_case
+from reference.harness import cast, check_reject, run_case
 from reference.registry import edition, load_all
 from reference.values import seeds
 from tests.conftest import examples
@@ -171,3 +171,11 @@ def test_routes_name_real_settings():
                 path, attr = key.rsplit(".", 1) if "." in key else (mod.__name__, key)
                 assert hasattr(importlib.import_module(path), attr), \
                     f"{mod.__name__}.ROUTES[{route!r}] names missing setting {key}"
+
+
+@pytest.mark.parametrize("name", [n for n in TWINS if SPECS[n].rejects])
+def test_textbook_rejects_bad_input_like_the_fast_edition(name):
+    spec = SPECS[name]
+    problems = [f"{r.param}: {p}" for r in spec.rejects
+                if (p := check_reject(spec, r, impl="textbook"))]
+    assert not problems, "\n".join(problems)

@@ -50,7 +50,7 @@ from .._validate import check_array, check_bool, check_int, ntuple
 from ..autodiff import defop
 from ..perf.phases import phase_layout
 from ..perf.threads import ranges
-from .activation import _mask_grad
+from ..perf.bitwise import mask_select
 from ..window import Pads, check_window_args, output_size
 
 Array = np.ndarray
@@ -341,7 +341,7 @@ def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
     which it fills: dx is written once, with no buffer and no zero fill. Chunked and threaded
     as the forward.
 
-    ``dy·[kid = j]`` is :func:`~scratchnn.functional.activation._mask_grad` (a bitwise select:
+    ``dy·[kid = j]`` is :func:`~scratchnn.perf.bitwise.mask_select` (a bitwise select:
     branch-free, and an infinite or NaN dy reaches only its winner, as in torch).
     """
     g = ctx.geom
@@ -365,7 +365,7 @@ def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
             for j, (u, _) in enumerate(pp.offsets):
                 box, src = pp.phases[u]
                 np.equal(kid, j, out=won)
-                _mask_grad(d[(slice(None),) + box], won[(slice(None),) + box],
+                mask_select(d[(slice(None),) + box], won[(slice(None),) + box],
                            out=dx[a:b][(slice(None),) + src])              # dy·[kid = j]
             return
         flat, grids = pp.buffer(n, dy.dtype, None)
@@ -373,7 +373,7 @@ def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
         for j in range(len(pp.offsets)):
             np.equal(kid, j, out=won)
             run = pp.run(j, flat, n)
-            run += _mask_grad(d, won, out=gj).reshape(-1)                  # dy·[kid = j]
+            run += mask_select(d, won, out=gj).reshape(-1)                  # dy·[kid = j]
         pp.merge(grids, dx[a:b])
 
     ranges(step, dy.shape[0], ctx.kid.size * len(pp.offsets))

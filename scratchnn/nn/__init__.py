@@ -15,3 +15,4 @@ from .pooling import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403

@@ -8,6 +8,7 @@ is not the op's mathematics lives here, off the contract floor:
   one per thread);
 * :mod:`~scratchnn.perf.phases` — faster ways to read windows: offset slices clipped to the
   unpadded input, and the stride-phase layout in which every kernel offset is one contiguous run;
+* :mod:`~scratchnn.perf.bitwise` — ``mask_select``: ``np.where(mask, dy, 0)`` on the bits;
 
 Import rules (``tests/test_layout.py`` checks them): the contract layer (``autodiff``,
 ``_validate``, ``window``, ``gradcheck``, ``random``) imports nothing above it; the textbook

@@ -1,0 +1,2 @@
+"""Normalization (being written)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Normalization modules (being written)."""
+__all__: list[str] = []
