@@ -11,3 +11,4 @@ from .dropout import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
+from .embedding import *  # noqa: F401,F403

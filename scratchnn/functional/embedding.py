@@ -1,0 +1,2 @@
+"""Embedding (being written)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""Embedding modules (being written)."""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""The textbook edition of embedding (being written)."""
+__all__: list[str] = []
