@@ -16,7 +16,7 @@ import torch.nn.functional as TF
 import scratchnn as snn
 import scratchnn.functional as F
 import scratchnn.nn as nn
-from scratchnn.functional.dropout import ALPHA, scaled_noise
+from scratchnn.textbook.dropout import ALPHA, scaled_noise
 
 ALL = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
        "feature_alpha_dropout"]

@@ -9,7 +9,12 @@
 * state_dict: torch's layout, round trip (bit-exact continuation), loading torch's state_dict
   (tensors as arrays) and torch loading ours;
 * schedulers: ``get_last_lr()`` sequences equal to torch's exactly, resume, state_dict;
-* bad input: every error names the parameter.
+* bad input: every error names the parameter;
+* the textbook formulas (``scratchnn.textbook.optim``): every optimizer and option combination,
+  several steps of the fast in-place optimizer equal the plain formula applied step by step
+  (bit for bit where the fast code computes the same expression, else to rounding), a
+  non-contiguous parameter and both of Adadelta's routes included; the formulas equal
+  torch.optim (float64, 1e-12); they are pure (inputs untouched, dtype kept).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import pytest
 import torch
 
 import scratchnn.optim as optim
+import scratchnn.textbook.optim as TO
 from scratchnn.nn import Parameter
 from scratchnn.optim import lr_scheduler
 
@@ -431,42 +437,189 @@ def test_scheduler_errors():
         s.load_state_dict({"step_size": 2})
 
 
-def _adadelta_reference(p, g, v, u, lr, rho, eps):
-    """torch's single-tensor Adadelta body, written with NumPy temporaries (the plain form)."""
-    v *= rho
-    v += (1 - rho) * g * g
-    delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g
-    u *= rho
-    u += (1 - rho) * delta * delta
-    p += -lr * delta
+# -- the textbook formulas ----------------------------------------------------------------------
+class Book:
+    """One parameter's textbook state, stepped with ``scratchnn.textbook.optim``: the same
+    bookkeeping as the optimizers (state created on the first update, the step count per
+    parameter), around one pure ``*_step`` call."""
+
+    def __init__(self, name: str, kw: dict, theta: np.ndarray):
+        self.name, self.kw, self.theta, self.t = name, dict(kw), theta.copy(), 0
+        z = np.zeros_like(theta)
+        if name == "SGD":
+            self.state = [None]
+        elif name in ("Adam", "AdamW"):
+            self.state = [z, z.copy(), z.copy() if kw.get("amsgrad") else None]
+        elif name == "Adagrad":
+            self.state = [np.full_like(theta, self.kw.pop("initial_accumulator_value", 0.0))]
+        elif name == "Adadelta":
+            self.state = [z, z.copy()]
+        else:                                             # RMSprop
+            self.state = [z, z.copy() if kw.get("centered") else None,
+                          z.copy() if kw.get("momentum", 0) > 0 else None]
+
+    def step(self, g: np.ndarray) -> None:
+        self.t += 1
+        before = [self.theta.copy(), g.copy()] + [None if a is None else a.copy()
+                                                  for a in self.state]
+        if self.name == "SGD":
+            out = TO.sgd_step(self.theta, g, *self.state, **self.kw)
+        elif self.name in ("Adam", "AdamW", "Adagrad"):
+            f = {"Adam": TO.adam_step, "AdamW": TO.adamw_step, "Adagrad": TO.adagrad_step}
+            out = f[self.name](self.theta, g, *self.state, self.t, **self.kw)
+        elif self.name == "Adadelta":
+            out = TO.adadelta_step(self.theta, g, *self.state, **self.kw)
+        else:
+            out = TO.rmsprop_step(self.theta, g, *self.state, **self.kw)
+        after = [self.theta, g] + self.state                 # pure: nothing was modified
+        for b, a in zip(before, after):
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+        self.theta, self.state = out[0], list(out[1:])
+        for a in out:                                         # arrays, in the parameter's dtype
+            assert a is None or (isinstance(a, np.ndarray) and a.dtype == g.dtype
+                                 and a.shape == g.shape)
+
+
+def grad_sequence(shapes, dtype, steps, seed):
+    """Random gradients; parameter k gets None (is skipped) on every (k+2)-th step."""
+    rng = np.random.default_rng(seed)
+    return [[None if k and s % (k + 2) == 0 else
+             np.asarray(rng.standard_normal(sh) * 2.0, dtype=dtype)
+             for k, sh in enumerate(shapes)] for s in range(steps)]
+
+
+def run_book(name, kw, init, grads):
+    books = [Book(name, kw, a) for a in init]
+    for gs in grads:
+        for b, g in zip(books, gs):
+            if g is not None:
+                b.step(g)
+    return books
+
+
+# where the fast code computes another expression of the same formula (torch's lerp_ for a
+# running mean, Adam's bias corrections folded into step size and denominator): to rounding
+def exact(name, kw):
+    return name in ("SGD", "Adagrad", "Adadelta") or (name == "RMSprop" and not kw["centered"])
+
+
+def assert_near(a, b, what, dtype):
+    rtol = 1e-12 if np.dtype(dtype) == np.float64 else 1e-6
+    err = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    tol = rtol * np.maximum(np.abs(b.astype(np.float64)), 1.0)
+    assert np.all(err <= tol), f"{what}: off by {err.max():.3g} (tolerance {tol.max():.3g})"
+
+
+def noncontiguous_init(dtype, seed=0):
+    """Three parameters, the first a strided (non-contiguous) view into a larger array."""
+    rng = np.random.default_rng(seed)
+    big = rng.standard_normal((3, 9)).astype(dtype)
+    return [big[:, ::2], rng.standard_normal((5,)).astype(dtype),
+            np.asarray(rng.standard_normal(), dtype=dtype)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adadelta_blocked_in_place_update_equals_the_plain_formula(dtype):
-    """The in-place update (block by block with scratch blocks; whole-array for a
-    non-contiguous parameter) equals the plain formula bit for bit, leaves the gradients alone
-    and keeps torch's state keys."""
-    from scratchnn.optim.adadelta import _BLOCK
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_fast_optimizer_equals_the_textbook_formula_step_by_step(name, dtype):
+    for kw in OPTIONS[name]:
+        init = noncontiguous_init(dtype)
+        assert not init[0].flags.c_contiguous
+        grads = grad_sequence([a.shape for a in init], dtype, steps=8, seed=1)
+        books = run_book(name, kw, init, grads)
+        ps = [Parameter(a.copy() if k else a) for k, a in enumerate(init)]   # the view itself
+        o = getattr(optim, name)(ps, **kw)
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = None if g is None else g.copy()
+            o.step()
+        for k, (p, b) in enumerate(zip(ps, books)):
+            what = f"{name}({kw}) {np.dtype(dtype).name} param {k}"
+            assert p.data.dtype == dtype, what
+            if exact(name, kw):
+                np.testing.assert_array_equal(p.data, b.theta, err_msg=what)
+            else:
+                assert_near(p.data, b.theta, what, dtype)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_textbook_formulas_equal_torch_optim(name):
+    """float64, 20 steps, every option combination: within 1e-12 of torch's single-tensor
+    optimizer (relative to max(|θ|, 1))."""
+    for kw in OPTIONS[name]:
+        _, theirs = make_params(np.float64, seed=2)
+        init = [t.detach().numpy().copy() for t in theirs]
+        grads = grad_sequence(SHAPES, np.float64, steps=20, seed=3)
+        books = run_book(name, kw, init, grads)
+        t = getattr(torch.optim, name)(theirs, foreach=False, **kw)
+        for gs in grads:
+            for x, g in zip(theirs, gs):
+                x.grad = None if g is None else torch.tensor(g)
+            t.step()
+        for k, (x, b) in enumerate(zip(theirs, books)):
+            assert_near(b.theta, x.detach().numpy(), f"textbook {name}({kw}) param {k}",
+                        np.float64)
+
+
+def test_textbook_defaults_are_torchs():
+    """Every ``*_step`` keyword defaults to the torch optimizer's default."""
+    import inspect
+    pairs = {"sgd_step": "SGD", "adam_step": "Adam", "adamw_step": "AdamW",
+             "adagrad_step": "Adagrad", "adadelta_step": "Adadelta", "rmsprop_step": "RMSprop"}
+    for fn, cls in pairs.items():
+        ours = inspect.signature(getattr(TO, fn)).parameters
+        ref = inspect.signature(getattr(torch.optim, cls)).parameters
+        for k, prm in ours.items():
+            if prm.kind is prm.KEYWORD_ONLY and k in ref:
+                assert prm.default == ref[k].default, f"{fn}({k}=...)"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("route", sorted(__import__("scratchnn.optim.adadelta",
+                                                    fromlist=["ROUTES"]).ROUTES))
+def test_adadelta_routes_equal_the_textbook_formula_bit_for_bit(route, dtype, monkeypatch):
+    """Each of Adadelta's routes (forced through ``ROUTES``), in place, equals
+    ``textbook.optim.adadelta_step`` bit for bit, leaves the gradients alone and keeps torch's
+    state keys; a parameter larger than one block and a Fortran-ordered one (always the
+    whole-array route) included."""
+    import importlib
+    from scratchnn.optim import adadelta
+    from scratchnn.perf import inplace
+    for key, value in adadelta.ROUTES[route].items():
+        mod, attr = key.rsplit(".", 1) if "." in key else ("scratchnn.optim.adadelta", key)
+        monkeypatch.setattr(importlib.import_module(mod), attr, value)
     rng = np.random.default_rng(3)
-    init = [rng.standard_normal(s).astype(dtype) for s in [(3 * _BLOCK + 5,), (7, 3), ()]]
+    init = [rng.standard_normal(s).astype(dtype) for s in [(3 * inplace.BLOCK + 5,), (7, 3), ()]]
     init.append(np.asfortranarray(rng.standard_normal((5, 4)).astype(dtype)))
     grads = [[rng.standard_normal(a.shape).astype(dtype) for a in init] for _ in range(4)]
-    ref = [a.copy() for a in init]
-    vs, us = [np.zeros_like(a) for a in init], [np.zeros_like(a) for a in init]
-    for gs in grads:
-        for p, g, v, u in zip(ref, gs, vs, us):
-            _adadelta_reference(p, g, v, u, 0.5, 0.9, 1e-6)
+    kw = {"lr": 0.5, "weight_decay": 0.1}
+    books = run_book("Adadelta", kw, init, grads)
     ps = [Parameter(a.copy(order="K")) for a in init]
-    assert not ps[-1].data.flags.c_contiguous                       # the whole-array path
-    o = optim.Adadelta(ps, lr=0.5)
+    assert not ps[-1].data.flags.c_contiguous
+    o = optim.Adadelta(ps, **kw)
     for gs in grads:
         for p, g in zip(ps, gs):
             p.grad = g.copy(order="K")
         o.step()
         for p, g in zip(ps, gs):
             np.testing.assert_array_equal(p.grad, g)                # grads untouched
-    for p, r, v, u in zip(ps, ref, vs, us):
-        np.testing.assert_array_equal(p.data, r)
-        np.testing.assert_array_equal(o.state[p]["square_avg"], v)
-        np.testing.assert_array_equal(o.state[p]["acc_delta"], u)
+    for p, b in zip(ps, books):
+        np.testing.assert_array_equal(p.data, b.theta)
+        np.testing.assert_array_equal(o.state[p]["square_avg"], b.state[0])
+        np.testing.assert_array_equal(o.state[p]["acc_delta"], b.state[1])
         assert sorted(o.state[p]) == ["acc_delta", "square_avg", "step"]
+
+
+def test_adadelta_choose_route():
+    from scratchnn.optim import adadelta
+    c, f = np.zeros((3, 4)), np.zeros((3, 4), order="F")
+    assert adadelta.choose_route((c, c)) == "blocked"
+    assert adadelta.choose_route((c, f)) == "whole"
+
+
+def test_textbook_step_on_a_float32_zero_d_parameter_stays_a_float32_array():
+    theta, g = np.asarray(1.0, np.float32), np.asarray(0.5, np.float32)
+    out = TO.adam_step(theta, g, np.zeros_like(theta), np.zeros_like(theta), None, 1, lr=0.1)
+    assert isinstance(out[0], np.ndarray) and out[0].dtype == np.float32 and out[0].shape == ()
+    assert out[3] is None
+    np.testing.assert_allclose(out[0], 0.9, rtol=1e-6)          # the first step is ±lr

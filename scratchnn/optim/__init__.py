@@ -11,6 +11,12 @@
 
 Each optimizer replicates torch's single-tensor (``foreach=False``) implementation operation
 by operation, so float64 runs agree with torch to rounding and float32 runs to a few ulps.
+
+The update rules themselves, as plain pure formulas (one step for one parameter, new arrays
+out, torch's documented algorithm line by line), are ``scratchnn.textbook.optim``:
+``sgd_step``, ``adam_step``/``adamw_step``, ``adagrad_step``, ``adadelta_step``,
+``rmsprop_step``. The classes here are their fast editions, in place (with the helpers of
+``scratchnn.perf.inplace``); the tests prove the two equal step by step.
 """
 from . import lr_scheduler
 from .adadelta import Adadelta

@@ -1,4 +1,11 @@
-"""Adadelta: the chapter's optimizer."""
+"""Adadelta, the chapter's optimizer: θ ← θ − γΔ,  Δ = √(u + ε) / √(v + ε) · g.
+
+The plain formula is ``scratchnn.textbook.optim.adadelta_step``; this fast edition computes the
+same update in place, in torch's order of operations, bit for bit the textbook's result (the
+tests check it, on both routes). Its one decision, :func:`choose_route`, picks between running
+the elementwise update block by block (``scratchnn.perf.inplace.blocked``) and one call over the
+whole array; ``ROUTES`` names the settings that force each route.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -7,13 +14,31 @@ import numpy as np
 
 from .._validate import check_float
 from ..nn.module import Parameter
+from ..perf import inplace
 from .optimizer import Optimizer, _scalar_step
 
 __all__ = ["Adadelta"]
 
+BLOCKED = True      # False forces the whole-array route
+
+ROUTES: dict[str, dict[str, object]] = {
+    "blocked": {"BLOCKED": True, "scratchnn.perf.inplace.BLOCK": 7},   # many tiny blocks
+    "whole": {"BLOCKED": False},
+}
+
+
+def choose_route(arrays: tuple[np.ndarray, ...]) -> str:
+    """``"blocked"`` when every operand is C-contiguous (so flat views exist) and ``BLOCKED``;
+    else ``"whole"``: one call over the whole arrays with full-size temporaries (rare: a
+    non-contiguous parameter)."""
+    if BLOCKED and all(a.flags.c_contiguous for a in arrays):
+        return "blocked"
+    return "whole"
+
 
 class Adadelta(Optimizer):
-    """torch.optim.Adadelta, step for step. For each parameter θ with gradient g (γ = lr,
+    """torch.optim.Adadelta, step for step; the formula is
+    ``scratchnn.textbook.optim.adadelta_step``. For each parameter θ with gradient g (γ = lr,
     ρ = rho, ε = eps, λ = weight_decay)::
 
         g ← −g                     if maximize
@@ -25,14 +50,14 @@ class Adadelta(Optimizer):
 
     State per parameter: ``step``, ``square_avg`` v, ``acc_delta`` u.
 
-    Speed: the update is elementwise, so it runs in place over blocks of ``_BLOCK`` elements,
-    with two block-sized scratch arrays kept per dtype outside ``state`` (the state_dict stays
-    torch's): each block of θ, g, v, u is brought into cache once for all 16 passes instead of
-    once per pass. In a training step, where the backward pass has just evicted the optimizer's
-    buffers, this takes the chapter's step from ~0.95 to ~0.75 ms. (Splitting over threads was
-    measured slower there: BLAS's worker threads still spin on the other core after the
-    backward pass.) Every block computes the same formula, so the result is bit-identical to one
-    call over the whole parameter.
+    Speed: the update is elementwise, so it runs in place over blocks of
+    ``scratchnn.perf.inplace.BLOCK`` elements, with two block-sized scratch arrays kept per
+    dtype outside ``state`` (the state_dict stays torch's): each block of θ, g, v, u is brought
+    into cache once for all 16 passes instead of once per pass. In a training step, where the
+    backward pass has just evicted the optimizer's buffers, this takes the chapter's step from
+    ~0.95 to ~0.75 ms. (Splitting over threads was measured slower there: BLAS's worker threads
+    still spin on the other core after the backward pass.) Every block computes the same
+    formula, so the result is bit-identical to one call over the whole parameter.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9,
@@ -66,21 +91,11 @@ class Adadelta(Optimizer):
             g = g + wd * p.data                                   # grad.add(param, alpha=wd)
         step = _adadelta_step(lr, rho, eps)
         arrays = (square_avg, acc_delta, g, p.data)
-        if not all(a.flags.c_contiguous for a in arrays):                 # rare: no blocks
+        if choose_route(arrays) == "whole":
             step(square_avg, acc_delta, g, np.empty_like(g), np.empty_like(g), out=p.data)
             return
-        scratch = self._scratch.get(p.data.dtype)
-        if scratch is None:
-            scratch = self._scratch[p.data.dtype] = (np.empty(_BLOCK, p.data.dtype),
-                                                     np.empty(_BLOCK, p.data.dtype))
-        v, u, gf, theta = (a.reshape(-1) for a in arrays)                 # views
-        n = theta.size
-        for i in range(0, n, _BLOCK):
-            j = min(i + _BLOCK, n)
-            step(v[i:j], u[i:j], gf[i:j], scratch[0][:j - i], scratch[1][:j - i], out=theta[i:j])
-
-
-_BLOCK = 1 << 16      # elements per block: θ, g, v, u and two scratch blocks fit in L2 (1.5 MiB)
+        scratch = inplace.scratch_blocks(self._scratch, p.data.dtype, 2)
+        inplace.blocked(step, (square_avg, acc_delta, g), p.data, scratch)
 
 
 def _adadelta_step(lr: float, rho: float, eps: float):

@@ -1,4 +1,9 @@
-"""Adagrad, with learning-rate decay."""
+"""Adagrad: θ ← θ − γₜ g / (√S + ε), S the sum of squared gradients, γₜ = γ / (1 + (t − 1)η).
+
+The plain formula is ``scratchnn.textbook.optim.adagrad_step``; this fast edition writes the
+same update into ``p.data`` and ``sum`` in place, in torch's order of operations (bit for bit
+the textbook's result).
+"""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -7,14 +12,15 @@ import numpy as np
 
 from .._validate import check_float
 from ..nn.module import Parameter
-from ._inplace import addcdiv_, addcmul_
+from ..perf.inplace import addcdiv_, addcmul_
 from .optimizer import Optimizer, _scalar_step
 
 __all__ = ["Adagrad"]
 
 
 class Adagrad(Optimizer):
-    """torch.optim.Adagrad, step for step. For each parameter θ with gradient g at step t
+    """torch.optim.Adagrad, step for step; the formula is
+    ``scratchnn.textbook.optim.adagrad_step``. For each parameter θ with gradient g at step t
     (γ = lr, η = lr_decay, ε = eps, λ = weight_decay)::
 
         g ← −g                     if maximize

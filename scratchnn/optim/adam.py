@@ -1,4 +1,11 @@
-"""Adam and AdamW (decoupled weight decay), with AMSGrad and maximize."""
+"""Adam and AdamW: θ ← θ − γ m̂ / (√v̂ + ε), the bias-corrected running mean m̂ of g over the
+running root mean square √v̂ of g; AdamW decays θ itself (decoupled weight decay); AMSGrad.
+
+The plain formulas are ``scratchnn.textbook.optim.adam_step`` and ``adamw_step``; this fast
+edition writes the same update into ``p.data`` and the state in place, in torch's order of
+operations (``lerp_`` for m, the bias corrections folded into the step size and the
+denominator), so it agrees with the textbook formula to rounding.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -7,14 +14,15 @@ import numpy as np
 
 from .._validate import check_float
 from ..nn.module import Parameter
-from ._inplace import addcdiv_, addcmul_, lerp_, mul_
+from ..perf.inplace import addcdiv_, addcmul_, lerp_, mul_
 from .optimizer import Optimizer, _scalar_step
 
 __all__ = ["Adam", "AdamW"]
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam, step for step. For each parameter θ with gradient g at step t (γ = lr,
+    """torch.optim.Adam, step for step; the formula is ``scratchnn.textbook.optim.adam_step``.
+    For each parameter θ with gradient g at step t (γ = lr,
     β₁, β₂ = betas, λ = weight_decay, ε = eps)::
 
         g ← −g                                  if maximize

@@ -19,7 +19,8 @@ the live state (copy it to keep a snapshot); ``load_state_dict`` copies.
 Each optimizer subclass supplies ``_check(fn, group)`` (validate and normalise one group's
 options), ``_state_keys(group)`` (the buffers a parameter's state must hold) and
 ``_update(p, grad, group)`` (torch's ``_single_tensor_*`` loop body for one parameter, with the
-same order of floating-point operations).
+same order of floating-point operations). The update each ``_update`` performs is written out
+as a plain pure formula in ``scratchnn.textbook.optim`` (``sgd_step``, ``adam_step``, ...).
 """
 from __future__ import annotations
 

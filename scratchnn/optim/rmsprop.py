@@ -1,4 +1,11 @@
-"""RMSprop, plain or centered, with momentum."""
+"""RMSprop: θ ← θ − γ g / (√ṽ + ε), ṽ the running mean of g² (centered: minus the squared
+running mean of g), with optional momentum.
+
+The plain formula is ``scratchnn.textbook.optim.rmsprop_step``; this fast edition writes the
+same update into ``p.data`` and the state in place, in torch's order of operations (bit for
+bit the textbook's result, except the centered ``grad_avg``, which torch updates with
+``lerp_``: equal to rounding).
+"""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -7,14 +14,15 @@ import numpy as np
 
 from .._validate import check_float
 from ..nn.module import Parameter
-from ._inplace import add_, addcdiv_, addcmul_, lerp_, mul_
+from ..perf.inplace import add_, addcdiv_, addcmul_, lerp_, mul_
 from .optimizer import Optimizer, _scalar_step
 
 __all__ = ["RMSprop"]
 
 
 class RMSprop(Optimizer):
-    """torch.optim.RMSprop, step for step. For each parameter θ with gradient g (γ = lr,
+    """torch.optim.RMSprop, step for step; the formula is
+    ``scratchnn.textbook.optim.rmsprop_step``. For each parameter θ with gradient g (γ = lr,
     α = alpha, ε = eps, μ = momentum, λ = weight_decay)::
 
         g ← −g                     if maximize

@@ -1,4 +1,10 @@
-"""Stochastic gradient descent with momentum, dampening, Nesterov, weight decay, maximize."""
+"""Stochastic gradient descent: θ ← θ − γd, d = g, the momentum buffer b ← μb + (1 − τ)g, or
+Nesterov's g + μb; with weight decay and maximize.
+
+The plain formula is ``scratchnn.textbook.optim.sgd_step``; this fast edition writes the same
+update into ``p.data`` and the buffer in place, in torch's order of operations (bit for bit the
+textbook's result).
+"""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -7,14 +13,15 @@ import numpy as np
 
 from .._validate import check_float
 from ..nn.module import Parameter
-from ._inplace import add_, mul_
+from ..perf.inplace import add_, mul_
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD, step for step. For each parameter θ with gradient g (γ = lr, μ =
+    """torch.optim.SGD, step for step; the formula is ``scratchnn.textbook.optim.sgd_step``.
+    For each parameter θ with gradient g (γ = lr, μ =
     momentum, τ = dampening, λ = weight_decay)::
 
         g ← −g                       if maximize
