@@ -1,8 +1,11 @@
 """Pooling beyond the registry sweep: tie/NaN/−inf conventions, min = −max(−x), windows that see
-only padding, the lp kink, modules against torch.nn modules, and error messages.
+only padding, the lp kink, modules against torch.nn modules, and error messages — each for both
+editions (``scratchnn.textbook`` and the fast ``scratchnn.functional``); then the fast engine's
+own machinery (polyphase runs, threads, separable sums) against the textbook.
 
 (The registry in ``reference/specs/pooling.py`` already compares every op with torch over the
-whole argument space, float32/float64, ties included, plus gradcheck and memory layouts.)
+whole argument space, float32/float64, ties included, plus gradcheck and memory layouts; and
+``tests/test_textbook.py`` the two editions with every route of the engine forced.)
 """
 from __future__ import annotations
 
@@ -17,8 +20,12 @@ from hypothesis import strategies as st
 import scratchnn as snn
 import scratchnn.functional as F
 import scratchnn.nn as nn
+import scratchnn.textbook as T
 from reference.values import make, seeds
 from tests.conftest import examples
+
+
+EDITIONS = pytest.mark.parametrize("E", [F, T], ids=["fast", "textbook"])
 
 
 def _ours(op, x, *args, dy=None, **kwargs):
@@ -47,14 +54,15 @@ def assert_same_as_torch(ours, theirs, x, *args, **kwargs):
     np.testing.assert_allclose(dx, tdx, rtol=1e-12, atol=0)
 
 
+@EDITIONS
 @pytest.mark.parametrize("nd", [1, 2, 3])
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=1, padding=1),
                                     dict(kernel_size=2, stride=2, ceil_mode=True),
                                     dict(kernel_size=2, stride=1, dilation=2, padding=1)])
-def test_constant_input_sends_every_gradient_to_the_first_real_element(nd, kwargs):
+def test_constant_input_sends_every_gradient_to_the_first_real_element(E, nd, kwargs):
     """All-equal windows: index and gradient go to the first non-padding element, as torch."""
     x = np.ones((1, 2) + (5,) * nd)
-    op, top = getattr(F, f"max_pool{nd}d"), getattr(TF, f"max_pool{nd}d")
+    op, top = getattr(E, f"max_pool{nd}d"), getattr(TF, f"max_pool{nd}d")
     (y, idx), dx, _ = _ours(op, x, return_indices=True, **kwargs)
     assert_same_as_torch(op, top, x, return_indices=True, **kwargs)
     # independently: window o starts at o·s − p; its first real element along each dim
@@ -64,14 +72,15 @@ def test_constant_input_sends_every_gradient_to_the_first_real_element(nd, kwarg
     assert list(idx.reshape(-1, y.shape[-1])[0] % 5) == first
 
 
+@EDITIONS
 @settings(max_examples=examples(0.5))
 @given(nd=st.integers(1, 3), seed=seeds, k=st.integers(1, 3), s=st.integers(1, 2),
        ceil=st.booleans(), regime=st.sampled_from(["ties", "normal"]))
-def test_min_pool_is_minus_max_pool_of_minus_x(nd, seed, k, s, ceil, regime):
+def test_min_pool_is_minus_max_pool_of_minus_x(E, nd, seed, k, s, ceil, regime):
     x = make((2, 2) + (5,) * nd, np.random.default_rng(seed), regime)
     kw = dict(kernel_size=k, stride=s, padding=k // 2, ceil_mode=ceil, return_indices=True)
-    (mn, i_mn), dx_mn, dy = _ours(getattr(F, f"min_pool{nd}d"), x, **kw)
-    (mx, i_mx), dx_mx, _ = _ours(getattr(F, f"max_pool{nd}d"), -x, dy=-dy, **kw)
+    (mn, i_mn), dx_mn, dy = _ours(getattr(E, f"min_pool{nd}d"), x, **kw)
+    (mx, i_mx), dx_mx, _ = _ours(getattr(E, f"max_pool{nd}d"), -x, dy=-dy, **kw)
     np.testing.assert_array_equal(mn, -mx)
     np.testing.assert_array_equal(i_mn, i_mx)
     np.testing.assert_array_equal(dx_mn, -dx_mx)     # the max side saw upstream −dy
@@ -89,61 +98,66 @@ SPECIAL = [
 ]
 
 
+@EDITIONS
 @pytest.mark.parametrize("x, kwargs", SPECIAL)
-def test_nan_and_infinities_follow_torch(x, kwargs):
+def test_nan_and_infinities_follow_torch(E, x, kwargs):
     nd = x.ndim - 2
-    assert_same_as_torch(getattr(F, f"max_pool{nd}d"), getattr(TF, f"max_pool{nd}d"), x,
+    assert_same_as_torch(getattr(E, f"max_pool{nd}d"), getattr(TF, f"max_pool{nd}d"), x,
                          return_indices=True, **kwargs)
     min_ref = lambda t, **kw: tuple(s * o for s, o in                       # noqa: E731
                                     zip((-1, 1), getattr(TF, f"max_pool{nd}d")(-t, **kw)))
-    assert_same_as_torch(getattr(F, f"min_pool{nd}d"), min_ref, x, return_indices=True,
+    assert_same_as_torch(getattr(E, f"min_pool{nd}d"), min_ref, x, return_indices=True,
                          **kwargs)
 
 
-def test_adaptive_max_nan_follows_torch():
+@EDITIONS
+def test_adaptive_max_nan_follows_torch(E):
     x = np.array([[[[1.0, NAN, 3.0], [NAN, 0.0, 1.0]]]])
-    assert_same_as_torch(F.adaptive_max_pool2d, TF.adaptive_max_pool2d, x, 1,
+    assert_same_as_torch(E.adaptive_max_pool2d, TF.adaptive_max_pool2d, x, 1,
                          return_indices=True)
 
 
+@EDITIONS
 @pytest.mark.parametrize("nd", [1, 2])
-def test_window_of_padding_only_is_minus_inf_with_torchs_index_and_no_gradient(nd):
+def test_window_of_padding_only_is_minus_inf_with_torchs_index_and_no_gradient(E, nd):
     """k=2, dilation 2, padding 1 on a size-1 input: the only window sees two pad cells.
     torch returns −inf and an index past the plane (its backward then reads out of bounds, so
     only the forward is compared); we send that window's gradient nowhere."""
     x = np.full((1, 1) + (1,) * nd, 3.0)
     kw = dict(kernel_size=2, stride=1, padding=1, dilation=2, return_indices=True)
-    (y, idx), dx, _ = _ours(getattr(F, f"max_pool{nd}d"), x, **kw)
+    (y, idx), dx, _ = _ours(getattr(E, f"max_pool{nd}d"), x, **kw)
     ty, tidx = getattr(TF, f"max_pool{nd}d")(torch.tensor(x), **kw)
     np.testing.assert_array_equal(y, ty.numpy())
     np.testing.assert_array_equal(idx, tidx.numpy())
     assert np.all(y == -np.inf) and np.all(dx == 0)
 
 
+@EDITIONS
 @pytest.mark.parametrize("p", [1, 2, 1.5])
-def test_lp_pool_gradient_is_zero_where_the_window_power_sum_is_zero(p):
+def test_lp_pool_gradient_is_zero_where_the_window_power_sum_is_zero(E, p):
     """torch's sign(z)·relu(|z|) makes the gradient 0 at z = 0 (not inf/NaN)."""
     x = np.array([[[1.0, -1.0, 0.0, 0.0, 2.0, 0.5]]])
     if p != 1:
         x[0, 0, :2] = 0.0
-    outs, dx, dy = _ours(F.lp_pool1d, x, p, 2)
+    outs, dx, dy = _ours(E.lp_pool1d, x, p, 2)
     touts, tdx = _torch(TF.lp_pool1d, x, p, 2, dy=dy)
     np.testing.assert_allclose(outs[0], touts[0], rtol=1e-12)
     np.testing.assert_allclose(dx, tdx, rtol=1e-12)
     assert np.all(dx[0, 0, :4] == 0) and np.all(np.isfinite(dx))
 
 
-def test_avg_pool_divisor_for_ceil_windows_past_the_padded_input():
+@EDITIONS
+def test_avg_pool_divisor_for_ceil_windows_past_the_padded_input(E):
     """A ceil_mode window running past input + padding counts only up to the padded end
     (count_include_pad) or only real cells (otherwise); divisor_override replaces both."""
     x = np.ones((1, 1, 5))
-    y = F.avg_pool1d(x, 3, 2, 1, ceil_mode=True)
+    y = E.avg_pool1d(x, 3, 2, 1, ceil_mode=True)
     np.testing.assert_allclose(y, [[[2 / 3, 1.0, 2 / 3]]])      # last window: [4, 5, 6) → 2
-    np.testing.assert_allclose(F.avg_pool1d(x, 3, 2, 1, True, False), [[[1.0, 1.0, 1.0]]])
-    y2 = F.avg_pool2d(np.ones((1, 1, 5, 5)), 3, 2, 1, ceil_mode=True, divisor_override=2)
+    np.testing.assert_allclose(E.avg_pool1d(x, 3, 2, 1, True, False), [[[1.0, 1.0, 1.0]]])
+    y2 = E.avg_pool2d(np.ones((1, 1, 5, 5)), 3, 2, 1, ceil_mode=True, divisor_override=2)
     assert y2[0, 0, 0, 0] == 2.0 and y2[0, 0, 1, 1] == 4.5
     for kw in (dict(count_include_pad=True), dict(count_include_pad=False)):
-        assert_same_as_torch(F.avg_pool1d, TF.avg_pool1d, np.arange(5.0)[None, None], 3, 2, 1,
+        assert_same_as_torch(E.avg_pool1d, TF.avg_pool1d, np.arange(5.0)[None, None], 3, 2, 1,
                              True, **kw)
 
 
@@ -251,40 +265,63 @@ ERRORS = [
 ]
 
 
+@EDITIONS
 @pytest.mark.parametrize("op, args, kwargs, error, param", ERRORS,
                          ids=[f"{e[0].__name__}-{e[4]}-{i}" for i, e in enumerate(ERRORS)])
-def test_bad_arguments_name_the_function_and_parameter(op, args, kwargs, error, param):
+def test_bad_arguments_name_the_function_and_parameter(E, op, args, kwargs, error, param):
+    op = getattr(E, op.__name__)
     with pytest.raises(error, match=rf"{op.__name__}\(\): parameter '{param}'"):
         op(*args, **kwargs)
 
 
-def test_float32_stays_float32_and_inputs_are_not_written():
+@EDITIONS
+def test_float32_stays_float32_and_inputs_are_not_written(E):
     x = np.random.default_rng(3).standard_normal((2, 3, 7, 7)).astype(np.float32)
     x.flags.writeable = False                          # any write would raise
-    for op, args in [(F.max_pool2d, (3, 2, 1)), (F.avg_pool2d, (3, 2, 1)),
-                     (F.adaptive_avg_pool2d, (3,)), (F.adaptive_max_pool2d, (3,)),
-                     (F.lp_pool2d, (2, 3, 2))]:
+    for op, args in [(E.max_pool2d, (3, 2, 1)), (E.avg_pool2d, (3, 2, 1)),
+                     (E.adaptive_avg_pool2d, (3,)), (E.adaptive_max_pool2d, (3,)),
+                     (E.lp_pool2d, (2, 3, 2)), (E.lp_pool2d, (np.inf, 3, 2))]:
         y, pullback = snn.vjp(op, x, *args)
         dx = pullback(np.ones_like(y))[0]
         assert y.dtype == np.float32 and dx.dtype == np.float32, op.__name__
 
 
-def test_docstrings_give_formula_shapes_and_torch():
-    for name in F.pooling.__all__:
-        doc = getattr(F, name).__doc__
-        assert "Shapes:" in doc and "Backward" in doc and ("Torch:" in doc), name
+@EDITIONS
+def test_docstrings_give_formula_shapes_and_torch(E):
+    for name in T.pooling.__all__:
+        doc = getattr(E, name).__doc__
+        assert all(field in doc for field in ("Shapes:", "Saves:", "Backward", "Torch:")), name
 
 
+def test_textbook_has_the_fast_editions_signatures():
+    """Both editions take torch's arguments: the same names, order and defaults."""
+    import inspect
+    for name in T.pooling.__all__:
+        ours, book = inspect.signature(getattr(F, name)), inspect.signature(getattr(T, name))
+        assert [(p.name, p.default) for p in book.parameters.values()] == \
+            [(p.name, p.default) for p in ours.parameters.values()], name
+
+
+def test_plain_pooling_ops_live_once():
+    """Adaptive average pooling and max_unpool carry no machinery: one function, two names."""
+    for nd in (1, 2, 3):
+        for name in (f"adaptive_avg_pool{nd}d", f"max_unpool{nd}d"):
+            assert getattr(F, name) is getattr(T, name), name
+        assert getattr(F, f"max_pool{nd}d") is not getattr(T, f"max_pool{nd}d")
+
+
+@EDITIONS
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)])
-def test_non_finite_upstream_gradient_reaches_only_the_winners(kwargs):
-    """The fast backward selects dy by the winner mask (bitwise, see scratchnn.perf.bitwise.mask_select): an inf or NaN
-    dy must not leak into the elements a window did not pick, and those get +0 as in torch,
-    never −0 (disjoint and overlapping windows)."""
+def test_non_finite_upstream_gradient_reaches_only_the_winners(E, kwargs):
+    """The backward selects dy by the winner mask (the textbook with np.where, the fast edition
+    on the bits, :func:`scratchnn.perf.bitwise.mask_select`): an inf or NaN dy must not leak
+    into the elements a window did not pick, and those get +0 as in torch, never −0 (disjoint
+    and overlapping windows)."""
     x = np.random.default_rng(4).standard_normal((1, 2, 6, 6))
     y = F.max_pool2d(x, **kwargs)
     dy = np.random.default_rng(5).standard_normal(y.shape)
     dy[0, 0, 0, 0], dy[0, 1, 1, 1] = np.inf, np.nan
-    _, dx, _ = _ours(F.max_pool2d, x, dy=dy, **kwargs)
+    _, dx, _ = _ours(E.max_pool2d, x, dy=dy, **kwargs)
     _, tdx = _torch(TF.max_pool2d, x, dy=dy, **kwargs)
     np.testing.assert_array_equal(dx, tdx)
     np.testing.assert_array_equal(np.signbit(dx), np.signbit(tdx))
@@ -300,6 +337,8 @@ def test_phase_runs_are_the_offset_views_of_the_padded_input(data, nd, seed):
     merge is split's adjoint (every input element lands in at most one phase)."""
     from scratchnn import window as _window
     from scratchnn.functional import pooling as P
+    from scratchnn.perf.polyphase import polyphase, valid
+    from scratchnn.textbook._pooling_args import geometry
     k = [data.draw(st.integers(1, 3)) for _ in range(nd)]
     s = [data.draw(st.integers(1, 3)) for _ in range(nd)]
     dil = [data.draw(st.integers(1, 2)) for _ in range(nd)]
@@ -307,15 +346,15 @@ def test_phase_runs_are_the_offset_views_of_the_padded_input(data, nd, seed):
     size = [data.draw(st.integers(max(1, di * (ki - 1) + 1 - 2 * pi), 7))
             for ki, di, pi in zip(k, dil, pad)]
     x = np.random.default_rng(seed).standard_normal((3, 2, *size))
-    g = P._geometry("t", x, nd, k, s, pad, dil, data.draw(st.booleans()))
-    pp = P._polyphase(g)
+    g = geometry("t", x, nd, k, s, pad, dil, data.draw(st.booleans()))
+    pp = polyphase(g)
     planes = P._planes(x, nd)
     flat, grids = pp.buffer(planes.shape[0], x.dtype, -np.inf)
     pp.split(planes, grids)
     xp = _window.pad(planes, g.pads, -np.inf)
     for j, (_, sl) in enumerate(_window.offset_slices(k, s, dil, g.out)):
         run = pp.run(j, flat, planes.shape[0]).reshape((-1,) + pp.grid)
-        np.testing.assert_array_equal(P._valid(run, g.out), xp[(Ellipsis,) + sl])
+        np.testing.assert_array_equal(valid(run, g.out), xp[(Ellipsis,) + sl])
     dx = np.full(planes.shape, np.nan)
     pp.merge(grids, dx)
     seen = np.zeros(planes.shape, bool)
@@ -370,6 +409,10 @@ def test_threaded_chunks_are_bit_identical_to_one_call_and_match_torch(threaded,
     for o, t in zip(outs, touts):
         np.testing.assert_allclose(o, t, rtol=1e-12, atol=0)
     np.testing.assert_allclose(dx, tdx, rtol=1e-12, atol=1e-15)
+    bouts, bdx, _ = _ours(getattr(T, name), x, dy=dy, **kwargs)      # and the textbook's
+    for o, b in zip(outs, bouts):
+        np.testing.assert_array_equal(o, b)
+    np.testing.assert_array_equal(dx, bdx)
 
 
 def _as_tuple(out):
@@ -377,19 +420,6 @@ def _as_tuple(out):
 
 
 # ------------------------------------------------------------------------ separable average
-def _avg_by_offsets(x, g, div, dy):
-    """The plain definition: Σ over the k_1·…·k_d offset views of the zero-padded input, / D;
-    and its adjoint, dy/D added into every offset view of a zero-padded dx."""
-    from scratchnn import window as _window
-    xp = _window.pad(x, g.pads, 0.0)
-    y = np.zeros(x.shape[:-len(g.out)] + g.out, x.dtype)
-    dxp = np.zeros(xp.shape, x.dtype)
-    for _, sl in _window.offset_slices(g.kernel, g.stride, (1,) * len(g.out), g.out):
-        y += xp[(Ellipsis,) + sl]
-        dxp[(Ellipsis,) + sl] += dy / div
-    return y / div, _window.unpad(dxp, g.pads)
-
-
 def _avg_variants(monkeypatch, x, dy, nd, **kwargs):
     """{name: (y, dx)} of the separable average pooling: flat runs along the last dim (the
     default), sliced passes only, and plane blocks of one and of about four planes (the last
@@ -411,9 +441,9 @@ def _avg_variants(monkeypatch, x, dy, nd, **kwargs):
 @given(data=st.data(), nd=st.integers(1, 3), seed=seeds)
 def test_separable_avg_is_the_sum_over_offsets_on_every_path(data, nd, seed):
     """Flat runs (with their boundary windows summed again), sliced passes and plane blocks
-    give bit-identical results, equal to the plain sum over the offset views, ceil_mode's
-    overhang, count_include_pad and divisor_override included."""
-    from scratchnn.functional import pooling as P
+    give bit-identical results, equal to the textbook's plain sum over the offset slices,
+    ceil_mode's overhang, count_include_pad and divisor_override included."""
+    from scratchnn.textbook._pooling_args import geometry
     k = [data.draw(st.integers(1, 4)) for _ in range(nd)]
     s = [data.draw(st.integers(1, 3)) for _ in range(nd)]
     p = [data.draw(st.integers(0, ki // 2)) for ki in k]
@@ -431,11 +461,9 @@ def test_separable_avg_is_the_sum_over_offsets_on_every_path(data, nd, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 3, *size))
     try:
-        g = P._geometry("t", x, nd, k, s, p, 1, kwargs["ceil_mode"])
+        g = geometry("t", x, nd, k, s, p, 1, kwargs["ceil_mode"])
     except ValueError:
         return
-    div = P._avg_divisor(g, kwargs["count_include_pad"], kwargs.get("divisor_override"),
-                         x.dtype)
     dy = rng.standard_normal((2, 3, *g.out))
     from _pytest.monkeypatch import MonkeyPatch
     with MonkeyPatch.context() as mp:
@@ -444,7 +472,7 @@ def test_separable_avg_is_the_sum_over_offsets_on_every_path(data, nd, seed):
     for y, dx in res.values():
         np.testing.assert_array_equal(y, y0)
         np.testing.assert_array_equal(dx, dx0)
-    ref_y, ref_dx = _avg_by_offsets(x, g, div, dy)
+    (ref_y,), ref_dx, _ = _ours(getattr(T, f"avg_pool{nd}d"), x, dy=dy, **kwargs)
     np.testing.assert_allclose(y0, ref_y, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dx0, ref_dx, rtol=1e-12, atol=1e-14)
 
@@ -460,18 +488,54 @@ def test_flat_runs_are_taken_and_match_sliced_passes_and_torch(monkeypatch, kwar
     past a row's end are summed again for the boundary windows; float32 as torch."""
     from scratchnn.functional import pooling as P
     taken = []
-    real = P._flat_ok
-    monkeypatch.setattr(P, "_flat_ok", lambda *a: taken.append(real(*a)) or taken[-1])
+    real = P.choose_route
+    monkeypatch.setattr(P, "choose_route", lambda *a, **k: taken.append(real(*a, **k).flat[-1])
+                        or real(*a, **k))
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 5, 12, 12)).astype(np.float32)
     x[0, 0, :, -1] = 1e6                 # a wrong read past the row's end would show
     y = F.avg_pool2d(x, **kwargs)
     dy = rng.standard_normal(y.shape).astype(np.float32)
+    assert all(taken) and taken
     res = _avg_variants(monkeypatch, x, dy, 2, **kwargs)
-    assert any(taken)
     for yv, dxv in res.values():
         np.testing.assert_array_equal(yv, res["flat"][0])
         np.testing.assert_array_equal(dxv, res["flat"][1])
     touts, tdx = _torch(TF.avg_pool2d, x, dy=dy, **kwargs)
     np.testing.assert_allclose(res["flat"][0], touts[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(res["flat"][1], tdx, rtol=1e-5, atol=1e-6)
+
+
+ROUTE_CASES = [("max_pool2d", dict(kernel_size=2)),                     # disjoint: direct dx
+               ("max_pool2d", dict(kernel_size=3, stride=2, padding=1)),
+               ("avg_pool2d", dict(kernel_size=2))]
+
+
+@pytest.mark.parametrize("name, kwargs", ROUTE_CASES, ids=str)
+def test_choose_route_names_the_path_taken(name, kwargs):
+    """The decision function reports what the defaults pick on a benchmark-sized case, and
+    every ROUTES entry changes the decision it names."""
+    from scratchnn.functional import pooling as P
+    from scratchnn.textbook._pooling_args import geometry
+    from _pytest.monkeypatch import MonkeyPatch
+    x = np.zeros((32, 64, 32, 32), np.float32)
+    g = geometry(name, x, 2, kwargs["kernel_size"], kwargs.get("stride"),
+                 kwargs.get("padding", 0), 1, False)
+    kind = "extreme" if name.startswith("max") else "avg"
+    r = P.choose_route(kind, g, 32 * 64, 4)
+    if kind == "extreme":
+        assert r.direct == (kwargs.get("stride") is None)
+        with MonkeyPatch.context() as mp:
+            mp.setattr(P, "_DIRECT", False)
+            assert not P.choose_route(kind, g, 32 * 64, 4).direct
+        with MonkeyPatch.context() as mp:
+            for key, v in P.ROUTES["threads"].items():
+                path, attr = key.rsplit(".", 1)
+                mp.setattr(__import__(path, fromlist=[attr]), attr, v)
+            assert P.choose_route(kind, g, 1, 4).threaded
+    else:
+        assert r.flat == (False, True) and 1 < r.block < 32 * 64
+        with MonkeyPatch.context() as mp:
+            mp.setattr(P, "_FLAT_RUNS", False)
+            mp.setattr(P, "_BLOCK_BYTES", 1)
+            assert P.choose_route(kind, g, 32 * 64, 4)[2:] == ((False, False), 1)

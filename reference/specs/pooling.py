@@ -6,6 +6,11 @@ windows that run past the input), ``return_indices`` (integer indices compared e
 ``count_include_pad``/``divisor_override``, unbatched ``(C, *S)`` inputs and empty batches.
 Max/min pooling runs in the ``ties`` regime too (the gradient must reach torch's element);
 gradcheck uses tie-free ``distinct`` values. Min pooling is checked against ``-max_pool(-x)``.
+
+Each entry checks both editions: the fast one (``scratchnn.functional``) and its textbook twin
+``scratchnn.textbook.<name>`` (the default ``textbook=``), which ``tests/test_textbook.py`` also
+compares with the fast one on every route of the engine. ``adaptive_avg_pool*d`` and
+``max_unpool*d`` are plain: one function in both namespaces.
 """
 from __future__ import annotations
 
