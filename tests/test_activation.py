@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import scratchnn
 import scratchnn.functional as F
 import scratchnn.nn as nn
+import scratchnn.textbook as T
 from reference.values import batch_shapes, seeds
 from tests.conftest import examples
 
@@ -352,12 +353,14 @@ def test_prelu_default_is_float32_and_torchs_init():
     assert [k for k, _ in m.named_parameters()] == ["weight"]
 
 
+@pytest.mark.parametrize("edition", [F, T], ids=["fast", "textbook"])
 @pytest.mark.parametrize("name", ["relu", "hardtanh", "hardsigmoid"])
-def test_masked_backward_keeps_non_finite_dy_out_of_the_zero_region(name):
-    """The branch-free backward (dy · mask) must still give 0, not NaN, where the mask is 0."""
+def test_masked_backward_keeps_non_finite_dy_out_of_the_zero_region(name, edition):
+    """The backward (a bitwise select in the fast edition, np.where in the textbook) must give
+    0, not NaN, where the mask is 0."""
     x = np.array([-5.0, -0.5, 0.0, 0.5, 5.0], np.float32)
     dy = np.array([np.inf, np.nan, -np.inf, 1.0, 2.0], np.float32)
-    ours = scratchnn.vjp(getattr(F, name), x)[1](dy)[0]
+    ours = scratchnn.vjp(getattr(edition, name), x)[1](dy)[0]
     xt = torch.tensor(x, requires_grad=True)
     getattr(torch.nn.functional, name)(xt).backward(torch.tensor(dy))
     np.testing.assert_array_equal(ours, xt.grad.numpy())
@@ -385,11 +388,12 @@ def test_relu_blocked_forward_equals_the_plain_formula(dtype, size):
         np.testing.assert_array_equal(a, before)                     # input untouched
 
 
-def test_relu_backward_at_nan_input_passes_dy_like_torch():
+@pytest.mark.parametrize("edition", [F, T], ids=["fast", "textbook"])
+def test_relu_backward_at_nan_input_passes_dy_like_torch(edition):
     """torch's threshold_backward zeroes dy only where y <= 0, so a NaN input passes dy."""
     x = np.array([np.nan, -1.0, 0.0, 2.0, np.nan], np.float32)
     dy = np.array([3.0, 4.0, 5.0, 6.0, np.inf], np.float32)
-    ours = scratchnn.vjp(F.relu, x)[1](dy)[0]
+    ours = scratchnn.vjp(edition.relu, x)[1](dy)[0]
     xt = torch.tensor(x, requires_grad=True)
     TF.relu(xt).backward(torch.tensor(dy))
     np.testing.assert_array_equal(ours, xt.grad.numpy())
@@ -456,7 +460,6 @@ def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype
     from scratchnn.functional import activation as A
     monkeypatch.setattr(A, "_ROW_BLOCK_BYTES", 4 * 7 * 13)  # 7 rows of 13 (float64: 3) per block
     monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
-    monkeypatch.setattr(A, "MIN_PARALLEL", 1)
     before = parallel.get_num_threads()
     parallel.set_num_threads(threads)
     try:
@@ -473,3 +476,41 @@ def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype
         assert y.dtype == dtype and pb(dy)[0].dtype == dtype
     finally:
         parallel.set_num_threads(before)
+
+
+def test_plain_activations_live_once_and_the_fast_ones_choose_one_route():
+    """The plain ops are the textbook's own objects; the fast editions decide their path in one
+    place, ``choose_route``."""
+    from scratchnn.functional import activation as A
+    for name in ("tanh", "softmax", "softmin", "leaky_relu", "elu", "selu", "celu", "gelu",
+                 "hardswish", "softsign", "tanhshrink", "prelu"):
+        assert getattr(F, name) is getattr(T, name), name
+    for name in ("sigmoid", "relu", "relu6", "hardtanh", "hardsigmoid", "log_softmax", "silu",
+                 "mish", "softplus", "logsigmoid"):
+        assert getattr(F, name) is not getattr(T, name), name
+        assert getattr(F, name).forward.__module__ == A.__name__, name
+    c = np.zeros((3, A._ZERO_BLOCK))
+    assert A.choose_route("sigmoid", c) == "blocked"
+    assert A.choose_route("sigmoid", c[:, ::2]) == "whole array"
+    assert A.choose_route("relu", c) == "zero rows"
+    assert A.choose_route("relu", c[:1, :5]) == "whole array"
+    from scratchnn.perf.threads import MIN_PARALLEL
+    big = np.zeros((4, MIN_PARALLEL // 4))
+    assert A.choose_route("log_softmax", big, axis=1) == "row blocks"
+    assert A.choose_route("log_softmax", big, axis=0) == "whole array"
+    assert A.choose_route("log_softmax", big, big.astype(np.float32), axis=1) == "whole array"
+    with pytest.raises(ValueError, match="choose_route"):
+        A.choose_route("tanh", c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_textbook_sigmoid_is_the_fast_bits(dtype):
+    """The textbook's np.where formula and the engine's max(e, [x ≥ 0]) / (1 + e) pick the
+    same numerator everywhere, so the two editions agree bit for bit (NaN, ±inf, ±0 too)."""
+    x = (np.random.default_rng(3).standard_normal(5000) * 30).astype(dtype)
+    x[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 88.0]
+    dy = np.random.default_rng(4).standard_normal(x.shape).astype(dtype)
+    for xs, ds in ((x, dy), (x[::3], dy[::3])):                  # blocked and whole-array
+        (yf, pf), (yb, pb) = scratchnn.vjp(F.sigmoid, xs), scratchnn.vjp(T.sigmoid, xs)
+        np.testing.assert_array_equal(yf, yb)
+        np.testing.assert_array_equal(pf(ds)[0], pb(ds)[0])

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import scratchnn
 import scratchnn.functional as F
 import scratchnn.nn as nn
+import scratchnn.textbook as T
 from reference.values import seeds
 from tests.conftest import examples
 
@@ -289,3 +290,46 @@ def test_nll_loss_fast_path_equals_the_weighted_path(shape, reduction, dtype):
         assert fast.dtype == slow.dtype == dtype
         np.testing.assert_array_equal(fast, slow)
         np.testing.assert_array_equal(pb(dout)[0], pb_slow(dout)[0])
+    book, pb_book = scratchnn.vjp(T.nll_loss, x, t, reduction=reduction)   # the textbook too
+    np.testing.assert_array_equal(fast, book)
+    np.testing.assert_array_equal(pb(dout)[0], pb_book(dout)[0])
+
+
+def test_plain_losses_live_once_and_the_fast_ones_name_their_route():
+    """The plain losses are the textbook's own objects; nll_loss and cross_entropy are twins,
+    and the one route decision names the path nll_loss takes."""
+    from scratchnn.functional import loss as L
+    from scratchnn.textbook.loss import class_targets
+    for name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
+                 "binary_cross_entropy_with_logits", "kl_div", "legacy_reduction"):
+        assert getattr(F, name) is getattr(T, name), name
+    assert F.nll_loss is not T.nll_loss and F.cross_entropy is not T.cross_entropy
+    x, t = np.zeros((2, 3)), np.array([0, 2])
+    assert L.choose_route(class_targets("nll_loss", x, t, None, -100)) == "unweighted"
+    assert L.choose_route(class_targets("nll_loss", x, t, np.ones(3), -100)) == "weighted"
+    assert L.choose_route(class_targets("nll_loss", x, t, None, 2)) == "weighted"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cross_entropy_on_log_softmax_row_blocks_equals_the_textbook(monkeypatch, dtype,
+                                                                     threads):
+    """A classifier-sized batch takes the fast log_softmax's row blocks (over threads): the
+    values and input gradient equal the textbook's whole-array edition, smoothing included."""
+    from scratchnn.perf import threads as parallel
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
+    monkeypatch.setattr(F.activation, "_ROW_BLOCK_BYTES", 64)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        x = (rng.standard_normal((37, 11)) * 3).astype(dtype)
+        t = rng.integers(0, 11, 37)
+        for kw in ({}, {"label_smoothing": 0.1, "weight": rng.random(11).astype(dtype)}):
+            fast, pb = scratchnn.vjp(F.cross_entropy, x, t, **kw)
+            book, pb_book = scratchnn.vjp(T.cross_entropy, x, t, **kw)
+            np.testing.assert_array_equal(fast, book)
+            np.testing.assert_array_equal(pb(np.asarray(0.7, dtype))[0],
+                                          pb_book(np.asarray(0.7, dtype))[0])
+    finally:
+        parallel.set_num_threads(before)
