@@ -9,8 +9,8 @@ cells and single-layer ops over their whole argument space. Here:
   for random upstream grads on the output and the final states;
 * train mode: dropout between layers compared with torch fed the same masks, mask statistics,
   reproducibility; dropout=0 in train mode exactly torch's;
-* cells vs torch.nn.*Cell; cell-by-cell loops vs the sequence ops; gradcheck through modules;
-  T=200; bad input; state_dict/init; cuda variants (cuDNN, TF32 off).
+* cells vs torch.nn.*Cell; the fast layers vs the textbook's cell loops (lengths, reverse);
+  gradcheck through modules; T=200; bad input; state_dict/init; cuda variants (cuDNN, TF32 off).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import scratchnn as snn
 import scratchnn.functional as F
 import scratchnn.nn as nn
+import scratchnn.textbook as T
 from reference.bridge import configure, state_dict_to_numpy
 from reference.harness import within
 from tests.conftest import examples
@@ -385,70 +386,58 @@ def test_vjp_differentiates_the_lstm_cell_state_tuple():
     np.testing.assert_allclose(dc2, tdc.numpy(), rtol=1e-10, atol=1e-12)
 
 
-# -- cell vs sequence ----------------------------------------------------------------------------
+# -- cell vs sequence: the textbook layer is the cell loop -------------------------------------
 
-LAYER_OPS = {"tanh": (F.rnn_tanh_layer, F.rnn_tanh_cell, 1),
-             "relu": (F.rnn_relu_layer, F.rnn_relu_cell, 1),
-             "gru": (F.gru_layer, F.gru_cell, 3), "lstm": (F.lstm_layer, F.lstm_cell, 4)}
+LAYER_OPS = {"tanh": (F.rnn_tanh_layer, T.rnn_tanh_layer, 1),
+             "relu": (F.rnn_relu_layer, T.rnn_relu_layer, 1),
+             "gru": (F.gru_layer, T.gru_layer, 3), "lstm": (F.lstm_layer, T.lstm_layer, 4)}
+
+
+def test_cells_live_once_in_the_textbook():
+    """The cells are plain: scratchnn.functional re-exports the textbook's own functions."""
+    for name in ("rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell"):
+        assert getattr(F, name) is getattr(T, name), name
+        assert getattr(F, name).forward.__module__ == "scratchnn.textbook.recurrent"
 
 
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", list(LAYER_OPS))
-def test_cell_loop_equals_sequence_op(mode, reverse):
-    """Stepping the cell op over time (and its pullbacks back) = the layer op's BPTT, lengths
-    included: a sequence of length l is the cell run over its own l steps."""
-    layer, cell, G = LAYER_OPS[mode]
+def test_fast_layer_equals_the_textbook_cell_loop(mode, reverse):
+    """The fast layer's sorted-schedule BPTT = the textbook layer (the cell stepped over time,
+    its pullbacks in reverse), lengths included; and a sequence of length l in a padded batch
+    is the layer run over its own l steps alone."""
+    fast, book, G = LAYER_OPS[mode]
     rng = np.random.default_rng(6)
-    T, B, I, H = 6, 3, 3, 4
+    T_len, B, I, H = 6, 3, 3, 4
     lengths = [6, 2, 4]
-    x = rng.standard_normal((T, B, I))
+    x = rng.standard_normal((T_len, B, I))
     states = [rng.standard_normal((B, H)) for _ in range(2 if mode == "lstm" else 1)]
     w = [rng.standard_normal((G * H, I)) / 2, rng.standard_normal((G * H, H)) / 2,
          rng.standard_normal(G * H), rng.standard_normal(G * H)]
-    dy = rng.standard_normal((T, B, H))
-    dfin = [rng.standard_normal((B, H)) for _ in states]
-    outs, pb = snn.vjp(layer, x, *states, *w, lengths=lengths, reverse=reverse)
-    grads = pb((dy, *dfin))
+    douts = (rng.standard_normal((T_len, B, H)), *[rng.standard_normal((B, H)) for _ in states])
+    out_f, pb_f = snn.vjp(fast, x, *states, *w, lengths=lengths, reverse=reverse)
+    out_b, pb_b = snn.vjp(book, x, *states, *w, lengths=lengths, reverse=reverse)
+    for a, b in zip(out_f + pb_f(douts), out_b + pb_b(douts)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     for b, n in enumerate(lengths):                           # one sequence at a time
-        steps = range(n - 1, -1, -1) if reverse else range(n)
-        st_ = [s[b:b + 1] for s in states]
-        pbs = []
-        for t in steps:
-            hx = tuple(st_) if mode == "lstm" else st_[0]
-            new, cpb = snn.vjp(cell, x[t, b:b + 1], hx, *w)
-            st_ = list(new) if mode == "lstm" else [new]
-            np.testing.assert_allclose(st_[0][0], outs[0][t, b], rtol=1e-12, atol=1e-12)
-            pbs.append((t, cpb))
-        assert not outs[0][n:, b].any()                       # zeros past the end
-        for k, s in enumerate(st_):
-            np.testing.assert_allclose(s[0], outs[1 + k][b], rtol=1e-12, atol=1e-12)
-        dst = [d[b:b + 1].copy() for d in dfin]
-        dx_b, dw = np.zeros((T, I)), [np.zeros_like(a) for a in w]
-        for t, cpb in reversed(pbs):
-            dst[0] = dst[0] + dy[t, b:b + 1]
-            g = cpb(tuple(dst) if mode == "lstm" else dst[0])
-            dx_b[t] = g[0][0]
-            dst = list(g[1]) if mode == "lstm" else [g[1]]
-            for a, ga in zip(dw, g[2:]):
-                a += ga
-        np.testing.assert_allclose(grads[0][:, b], dx_b, rtol=1e-10, atol=1e-12)
-        for k, d in enumerate(dst):
-            np.testing.assert_allclose(grads[1 + k][b], d[0], rtol=1e-10, atol=1e-12)
-        layer_b = snn.vjp(layer, x[:, b:b + 1], *[s[b:b + 1] for s in states], *w,
-                          lengths=[n], reverse=reverse)[1]((dy[:, b:b + 1],
-                                                            *[d[b:b + 1] for d in dfin]))
-        for a, ga in zip(dw, layer_b[1 + len(states):]):
-            np.testing.assert_allclose(ga, a, rtol=1e-10, atol=1e-12)
+        assert not out_b[0][n:, b].any()                      # zeros past the end
+        alone = snn.vjp(book, x[:n, b:b + 1], *[s[b:b + 1] for s in states], *w,
+                        reverse=reverse)[0]
+        np.testing.assert_allclose(out_b[0][:n, b:b + 1], alone[0], rtol=1e-12, atol=1e-12)
+        for k in range(1, len(alone)):                        # final states
+            np.testing.assert_allclose(out_b[k][b:b + 1], alone[k], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("edition", ["fast", "textbook"])
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("mode", list(LAYER_OPS))
-def test_layer_backward_leaves_upstream_grads_and_saved_state_alone(mode, B):
+def test_layer_backward_leaves_upstream_grads_and_saved_state_alone(mode, B, edition):
     """The layer ops work internally on transposed (features, B) copies; with B = 1 a
     transpose is already contiguous, so a careless ``ascontiguousarray`` would alias (and
     overwrite) the caller's upstream grads. A second pullback must also give the same grads
     (the saved state is not consumed), for float32 as float64."""
-    layer, _, G = LAYER_OPS[mode]
+    fast, book, G = LAYER_OPS[mode]
+    layer = fast if edition == "fast" else book
     rng = np.random.default_rng(11)
     T, I, H = 3, 2, 4
     for dt in (np.float64, np.float32):

@@ -4,7 +4,8 @@ Cells are checked against torch's own cell ops (``torch.rnn_tanh_cell``, ``torch
 ...). Those take batched input only, so unbatched cases add and remove the batch axis on the
 torch side, as ``torch.nn.RNNCell`` does. ``lstm_cell`` takes ``hx = (h, c)``; the harness
 differentiates flat array arguments, so the spec runs it through a thin flat adapter
-(``lstm_cell(x, (h, c), ...)`` forward and backward, unchanged).
+(``lstm_cell(x, (h, c), ...)`` forward and backward, unchanged), built by one builder for the
+fast edition and for its ``textbook=`` twin.
 
 A single-layer op (one direction) is checked against ``torch.nn.LSTM``/``GRU``/``RNN`` run
 with ``torch.func.functional_call`` on our weights: ``reverse=True`` is the ``_reverse``
@@ -14,6 +15,8 @@ torch's modules treat a padded batch.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from hypothesis import strategies as st
@@ -21,6 +24,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import scratchnn.functional as F
+import scratchnn.textbook as T
 from reference.registry import Case, OpSpec, Reject, register
 from reference.values import make, seeds
 from scratchnn.autodiff import defop
@@ -30,17 +34,24 @@ GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 # ---- cells --------------------------------------------------------------------------------------
 
-def _lstm_cell_flat_forward(input, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
-    """lstm_cell with hx = (h, c) spread into two arguments, for the harness."""
-    return F.lstm_cell.forward(input, (h, c), w_ih, w_hh, b_ih, b_hh)
+@functools.cache
+def flat_lstm_cell(op):
+    """``op`` (an lstm_cell edition) with hx = (h, c) spread into two arguments, for the
+    harness: the same forward and backward, only the state tuple flattened. One builder for
+    both editions; the cell is plain (``F.lstm_cell is T.lstm_cell``), so both calls below
+    return the one adapter and the harness sees one function, as for the other cells."""
+    def lstm_cell_flat_forward(input, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+        return op.forward(input, (h, c), w_ih, w_hh, b_ih, b_hh)
+
+    def lstm_cell_flat_backward(ctx, douts):
+        dx, (dh, dc), *rest = op.backward(ctx, douts)
+        return (dx, dh, dc, *rest)
+
+    return defop(lstm_cell_flat_forward, lstm_cell_flat_backward, name="lstm_cell")
 
 
-def _lstm_cell_flat_backward(ctx, douts):
-    dx, (dh, dc), *rest = F.lstm_cell.backward(ctx, douts)
-    return (dx, dh, dc, *rest)
-
-
-lstm_cell_flat = defop(_lstm_cell_flat_forward, _lstm_cell_flat_backward, name="lstm_cell")
+lstm_cell_flat = flat_lstm_cell(F.lstm_cell)
+textbook_lstm_cell_flat = flat_lstm_cell(T.lstm_cell)
 
 
 def _batched(f):
@@ -119,6 +130,7 @@ register(OpSpec(
                      np.zeros((16, 4))), {}, "hx[1]"),
              Reject((np.zeros((2, 3)), np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((12, 3)),
                      np.zeros((12, 4))), {}, "w_hh")],
+    textbook=textbook_lstm_cell_flat,
     notes="hx = (h, c) spread into two arguments by a flat adapter"))
 
 

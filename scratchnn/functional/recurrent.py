@@ -1,10 +1,16 @@
-"""Recurrent ops: RNN (tanh/relu), LSTM and GRU — one step (cells) and whole sequences (layers).
+"""Recurrent ops, the fast edition: the same recurrences as ``scratchnn.textbook.recurrent``::
 
-Cells are torch's ``torch.rnn_tanh_cell`` / ``rnn_relu_cell`` / ``lstm_cell`` / ``gru_cell``:
-same math, argument order and gate layout (LSTM rows ``i, f, g, o``; GRU rows ``r, z, n``)::
+    RNN   h_t = tanh(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh)            (or relu)
+    LSTM  [i f g o] = x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh,  i, f, o = σ(·), g = tanh(·)
+          c_t = f ⊙ c_{t−1} + i ⊙ g,   h_t = o ⊙ tanh(c_t)   (· W_hrᵀ with a projection)
+    GRU   r = σ(xr + hr),  z = σ(xz + hz),  n = tanh(xn + r ⊙ hn)
+          h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
 
-    h' = rnn_tanh_cell(x, h, W_ih, W_hh, b_ih, b_hh)
-    (h', c') = lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh)
+with torch's argument order and gate layout (LSTM rows ``i, f, g, o``; GRU rows ``r, z, n``).
+The textbook twin, :mod:`scratchnn.textbook.recurrent`, is what to read first: there a layer is
+literally the cell in a loop over time and its backward (BPTT) the cell's backward in the
+reverse loop. The cells (``rnn_tanh_cell``, ``rnn_relu_cell``, ``lstm_cell``, ``gru_cell``)
+are plain already: this module re-exports the textbook's own functions.
 
 Layers run one cell over a whole sequence, one layer and one direction (the modules in
 ``scratchnn.nn.recurrent`` stack them into multi-layer, bidirectional networks)::
@@ -12,8 +18,8 @@ Layers run one cell over a whole sequence, one layer and one direction (the modu
     out, h_n = gru_layer(x, h0, W_ih, W_hh, b_ih, b_hh, lengths=None, reverse=False)
     out, h_n, c_n = lstm_layer(x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr)
 
-Their backward is backpropagation through time (BPTT) written out so one time step reads like
-the cell's backward; around the loop, what does not depend on the recurrence is done once:
+What makes the layers here fast, all outside the recurrence itself (one path, no routes: the
+tests compare it with the textbook on every case):
 
 * the input projection ``x_t W_ihᵀ + b`` for all T steps is ONE GEMM (T·B, I) @ (I, G·H);
 * the gates of a step sit side by side in one row, the sigmoid gates first, so one sigmoid and
@@ -24,13 +30,15 @@ the cell's backward; around the loop, what does not depend on the recurrence is 
 * the LSTM works in column layout — a step's B sequences are the columns of (features, B)
   arrays, ``a = W_hh h + W_ih x + b`` — because OpenBLAS runs the short, wide recurrent GEMMs
   1.5–1.8× faster that way and every gate is then a contiguous block (see lstm_layer); its
-  input projection is T GEMMs W_ih x_tᵀ and its gate gradients are kept as a (4H, T·B) matrix.
+  input projection is T GEMMs W_ih x_tᵀ and its gate gradients are kept as a (4H, T·B) matrix;
+* the in-place sigmoid and the contiguous Wᵀ copy live in :mod:`scratchnn.perf.sequence`.
 
 Variable lengths (``lengths=``, torch's ``pack_padded_sequence`` semantics): sequence b is
-``x[:lengths[b], b]``. The rows are sorted by decreasing length (as PackedSequence does), so at
-time t the active rows are the first ``batch_sizes[t]``; the others keep their state (a finished
-sequence its final state, in the reverse direction a not-yet-started one its initial state).
-Outputs at padded steps are zero (as ``pad_packed_sequence``), ``h_n``/``c_n`` are each
+``x[:lengths[b], b]``. Where the textbook masks (a finished row keeps its state), the engine
+sorts the rows by decreasing length (as PackedSequence does), so at time t the active rows are
+the first ``batch_sizes[t]`` and only those are computed; the others keep their state (a
+finished sequence its final state, in the reverse direction a not-yet-started one its initial
+state). Outputs at padded steps are zero (as ``pad_packed_sequence``), ``h_n``/``c_n`` are each
 sequence's state after its own last step, and padded steps get no gradient.
 """
 from __future__ import annotations
@@ -39,8 +47,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_array, check_same_dtype
 from ..autodiff import defop
+from ..perf.sequence import sigmoid_ as _sigmoid_
+from ..perf.sequence import transposed_copy as _transposed
+from ..textbook._recurrent_args import check_layer
+from ..textbook._recurrent_args import check_lengths  # noqa: F401  (scratchnn.nn.recurrent)
+from ..textbook.recurrent import (gru_cell, gru_cell_backward, gru_cell_forward, lstm_cell,
+                                  lstm_cell_backward, lstm_cell_forward, rnn_cell_backward,
+                                  rnn_relu_cell, rnn_relu_cell_forward, rnn_tanh_cell,
+                                  rnn_tanh_cell_forward)
 
 Array = np.ndarray
 
@@ -50,260 +65,6 @@ __all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
            "lstm_cell_forward", "lstm_cell_backward", "gru_cell_forward", "gru_cell_backward",
            "rnn_tanh_layer_forward", "rnn_relu_layer_forward", "rnn_layer_backward",
            "lstm_layer_forward", "lstm_layer_backward", "gru_layer_forward", "gru_layer_backward"]
-
-
-# ------------------------------------------------------------------------------------------------
-# shared helpers: validation, sigmoid in place, the linear part of a cell's backward
-# ------------------------------------------------------------------------------------------------
-
-def _check_weights(fn: str, n_gates: int, input: Array, w_ih: Array, w_hh: Array,
-                   b_ih: Array | None, b_hh: Array | None, w_hr: Array | None = None
-                   ) -> tuple[int, int]:
-    """Check the weights against ``input`` and return (H, H_out): hidden and output size
-    (H_out = proj size when ``w_hr`` is given, else H)."""
-    check_array(fn, "w_ih", w_ih, ndim=2)
-    check_array(fn, "w_hh", w_hh, ndim=2)
-    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
-        if b is not None:
-            check_array(fn, name, b, ndim=1)
-    if w_hr is not None:
-        check_array(fn, "w_hr", w_hr, ndim=2)
-    check_same_dtype(fn, "input", input, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
-    if w_hh.shape[0] % n_gates or w_hh.shape[0] == 0:
-        raise ValueError(f"{fn}(): parameter 'w_hh' must have {n_gates}·hidden_size rows, "
-                         f"got shape {w_hh.shape}")
-    H = w_hh.shape[0] // n_gates
-    H_out = w_hh.shape[1] if w_hr is not None else H
-    if w_hr is not None and w_hr.shape != (H_out, H):
-        raise ValueError(f"{fn}(): parameter 'w_hr' must have shape (proj_size, hidden_size) = "
-                         f"({H_out}, {H}), got {w_hr.shape}")
-    if w_hh.shape != (n_gates * H, H_out):
-        raise ValueError(f"{fn}(): parameter 'w_hh' must have shape {(n_gates * H, H_out)}, "
-                         f"got {w_hh.shape}")
-    if w_ih.shape != (n_gates * H, input.shape[-1]):
-        raise ValueError(f"{fn}(): parameter 'w_ih' must have shape (gates·hidden_size, "
-                         f"input_size) = {(n_gates * H, input.shape[-1])}, got {w_ih.shape}")
-    for name, b in (("b_ih", b_ih), ("b_hh", b_hh)):
-        if b is not None and b.shape != (n_gates * H,):
-            raise ValueError(f"{fn}(): parameter '{name}' must have shape {(n_gates * H,)}, "
-                             f"got {b.shape}")
-    return H, H_out
-
-
-def _check_state(fn: str, name: str, s: Array, shape: tuple, input: Array) -> None:
-    check_array(fn, name, s)
-    check_same_dtype(fn, "input", input, **{name: s})
-    if s.shape != shape:
-        raise ValueError(f"{fn}(): parameter '{name}' must have shape {shape}, got {s.shape}")
-
-
-def _sigmoid_(a: Array) -> Array:
-    """σ(a) in place, as σ(a) = ½ tanh(a/2) + ½: stable for any a, no temporaries."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
-
-
-def _linear_grads(x: Array, h: Array, w_ih: Array, w_hh: Array, da_i: Array, da_h: Array,
-                  has_b_ih: bool, has_b_hh: bool) -> tuple:
-    """Gradients of ``a_i = x W_ihᵀ + b_ih`` and ``a_h = h W_hhᵀ + b_hh`` given da_i, da_h.
-
-    dx = da_i W_ih,  dh = da_h W_hh,  dW_ih = da_iᵀ x,  dW_hh = da_hᵀ h,  db = Σ_batch da.
-    Works for a batch (B, ·) and for one unbatched vector (·).
-    """
-    x2, h2 = x.reshape(-1, x.shape[-1]), h.reshape(-1, h.shape[-1])       # (B, I), (B, H)
-    di2, dh2 = da_i.reshape(-1, da_i.shape[-1]), da_h.reshape(-1, da_h.shape[-1])
-    return (da_i @ w_ih, da_h @ w_hh, di2.T @ x2, dh2.T @ h2,
-            di2.sum(0) if has_b_ih else None, dh2.sum(0) if has_b_hh else None)
-
-
-def _check_cell(fn: str, n_gates: int, input: Array, states: dict, w_ih: Array, w_hh: Array,
-                b_ih: Array | None, b_hh: Array | None) -> int:
-    check_array(fn, "input", input, ndim=(1, 2))
-    H, _ = _check_weights(fn, n_gates, input, w_ih, w_hh, b_ih, b_hh)
-    for name, s in states.items():
-        _check_state(fn, name, s, input.shape[:-1] + (H,), input)
-    return H
-
-
-def _affine(x: Array, w: Array, b: Array | None) -> Array:
-    y = x @ w.T
-    return y if b is None else y + b
-
-
-# ------------------------------------------------------------------------------------------------
-# cells: one time step
-# ------------------------------------------------------------------------------------------------
-
-class RNNCellCtx(NamedTuple):
-    x: Array
-    h: Array
-    w_ih: Array
-    w_hh: Array
-    h_new: Array                  # both derivatives are written in the output
-    relu: bool
-    has_b_ih: bool
-    has_b_hh: bool
-
-
-def _rnn_cell(fn: str, relu: bool, input: Array, hx: Array, w_ih: Array, w_hh: Array,
-              b_ih: Array | None, b_hh: Array | None) -> tuple[Array, RNNCellCtx]:
-    _check_cell(fn, 1, input, {"hx": hx}, w_ih, w_hh, b_ih, b_hh)
-    a = _affine(input, w_ih, b_ih) + _affine(hx, w_hh, b_hh)             # (B, H)
-    h_new = np.maximum(a, 0) if relu else np.tanh(a)
-    return h_new, RNNCellCtx(input, hx, w_ih, w_hh, h_new, relu, b_ih is not None,
-                             b_hh is not None)
-
-
-def rnn_tanh_cell_forward(input: Array, hx: Array, w_ih: Array, w_hh: Array,
-                          b_ih: Array | None = None, b_hh: Array | None = None
-                          ) -> tuple[Array, RNNCellCtx]:
-    """h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)
-
-    Shapes:  x (B, I) or (I,), h (B, H) or (H,), W_ih (H, I), W_hh (H, H), b (H) -> h' like h
-    Saves:   x, h, the weights and h' (tanh' = 1 − h'²).
-    Torch:   torch.rnn_tanh_cell (torch.nn.RNNCell)
-    """
-    return _rnn_cell("rnn_tanh_cell", False, input, hx, w_ih, w_hh, b_ih, b_hh)
-
-
-def rnn_relu_cell_forward(input: Array, hx: Array, w_ih: Array, w_hh: Array,
-                          b_ih: Array | None = None, b_hh: Array | None = None
-                          ) -> tuple[Array, RNNCellCtx]:
-    """h' = relu(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)
-
-    Shapes:  as rnn_tanh_cell.
-    Saves:   x, h, the weights and h' (relu' = [h' > 0], 0 at the kink as torch).
-    Torch:   torch.rnn_relu_cell (torch.nn.RNNCell(nonlinearity='relu'))
-    """
-    return _rnn_cell("rnn_relu_cell", True, input, hx, w_ih, w_hh, b_ih, b_hh)
-
-
-def rnn_cell_backward(ctx: RNNCellCtx, dh_new: Array) -> tuple:
-    """da = dh' ⊙ (1 − h'²)   (relu: dh' ⊙ [h' > 0])
-    dx = da W_ih,  dh = da W_hh,  dW_ih = daᵀ x,  dW_hh = daᵀ h,  db_ih = db_hh = Σ_B da"""
-    da = dh_new * (ctx.h_new > 0) if ctx.relu else dh_new * (1 - ctx.h_new * ctx.h_new)
-    return _linear_grads(ctx.x, ctx.h, ctx.w_ih, ctx.w_hh, da, da, ctx.has_b_ih, ctx.has_b_hh)
-
-
-class LSTMCellCtx(NamedTuple):
-    x: Array
-    h: Array
-    c: Array
-    w_ih: Array
-    w_hh: Array
-    i: Array                      # the activated gates (σ' and tanh' are written in them)
-    f: Array
-    g: Array
-    o: Array
-    tanh_c: Array                 # tanh(c'), for dh'/dc' and do
-    has_b_ih: bool
-    has_b_hh: bool
-
-
-def lstm_cell_forward(input: Array, hx: tuple[Array, Array], w_ih: Array, w_hh: Array,
-                      b_ih: Array | None = None, b_hh: Array | None = None
-                      ) -> tuple[tuple[Array, Array], LSTMCellCtx]:
-    """[i f g o] = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh      (4 blocks of H columns)
-    i, f, o = σ(·),  g = tanh(·)
-    c' = f ⊙ c + i ⊙ g,   h' = o ⊙ tanh(c')
-
-    Shapes:  x (B, I) or (I,), hx = (h, c) each (B, H) or (H,), W_ih (4H, I), W_hh (4H, H),
-             b (4H) -> (h', c') each like h
-    Saves:   x, h, c, the weights, the activated gates i, f, g, o and tanh(c').
-    Torch:   torch.lstm_cell (torch.nn.LSTMCell)
-    """
-    fn = "lstm_cell"
-    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-        raise TypeError(f"{fn}(): parameter 'hx' must be a tuple (h, c) of two arrays, "
-                        f"got {type(hx).__name__}")
-    h, c = hx
-    H = _check_cell(fn, 4, input, {"hx[0]": h, "hx[1]": c}, w_ih, w_hh, b_ih, b_hh)
-    a = _affine(input, w_ih, b_ih) + _affine(h, w_hh, b_hh)               # (B, 4H)
-    i, f, o = (_sigmoid_(a[..., k * H:(k + 1) * H]) for k in (0, 1, 3))
-    g = np.tanh(a[..., 2 * H:3 * H])
-    c_new = f * c + i * g
-    tanh_c = np.tanh(c_new)
-    h_new = o * tanh_c
-    return (h_new, c_new), LSTMCellCtx(input, h, c, w_ih, w_hh, i, f, g, o, tanh_c,
-                                       b_ih is not None, b_hh is not None)
-
-
-def lstm_cell_backward(ctx: LSTMCellCtx, douts: tuple[Array, Array]) -> tuple:
-    """dc = dc' + dh' ⊙ o ⊙ (1 − tanh²c')            (c' feeds h' and the next step)
-    do = dh' ⊙ tanh c',  di = dc ⊙ g,  df = dc ⊙ c,  dg = dc ⊙ i,  dc_prev = dc ⊙ f
-    da = [di ⊙ i(1−i), df ⊙ f(1−f), dg ⊙ (1−g²), do ⊙ o(1−o)]
-    dx = da W_ih,  dh = da W_hh,  dW_ih = daᵀ x,  dW_hh = daᵀ h,  db_ih = db_hh = Σ_B da
-    Returns (dx, (dh, dc), dW_ih, dW_hh, db_ih, db_hh)."""
-    dh_new, dc_new = douts
-    i, f, g, o, tc = ctx.i, ctx.f, ctx.g, ctx.o, ctx.tanh_c
-    dc = dc_new + dh_new * o * (1 - tc * tc)
-    da = np.concatenate([dc * g * i * (1 - i), dc * ctx.c * f * (1 - f),
-                         dc * i * (1 - g * g), dh_new * tc * o * (1 - o)], axis=-1)  # (B, 4H)
-    dx, dh, dw_ih, dw_hh, db_ih, db_hh = _linear_grads(ctx.x, ctx.h, ctx.w_ih, ctx.w_hh, da, da,
-                                                       ctx.has_b_ih, ctx.has_b_hh)
-    return dx, (dh, dc * f), dw_ih, dw_hh, db_ih, db_hh
-
-
-class GRUCellCtx(NamedTuple):
-    x: Array
-    h: Array
-    w_ih: Array
-    w_hh: Array
-    r: Array                      # activated gates
-    z: Array
-    n: Array
-    hn: Array                     # W_hn h + b_hn, which r multiplies (dr needs it)
-    has_b_ih: bool
-    has_b_hh: bool
-
-
-def gru_cell_forward(input: Array, hx: Array, w_ih: Array, w_hh: Array,
-                     b_ih: Array | None = None, b_hh: Array | None = None
-                     ) -> tuple[Array, GRUCellCtx]:
-    """[xr xz xn] = x W_ihᵀ + b_ih,   [hr hz hn] = h W_hhᵀ + b_hh     (3 blocks of H)
-    r = σ(xr + hr),  z = σ(xz + hz),  n = tanh(xn + r ⊙ hn)
-    h' = (1 − z) ⊙ n + z ⊙ h
-
-    The reset gate multiplies hn = W_hn h + b_hn (bias included), as torch does.
-    Shapes:  x (B, I) or (I,), h (B, H) or (H,), W_ih (3H, I), W_hh (3H, H), b (3H) -> h' like h
-    Saves:   x, h, the weights, the activated gates r, z, n and hn.
-    Torch:   torch.gru_cell (torch.nn.GRUCell)
-    """
-    H = _check_cell("gru_cell", 3, input, {"hx": hx}, w_ih, w_hh, b_ih, b_hh)
-    ai, ah = _affine(input, w_ih, b_ih), _affine(hx, w_hh, b_hh)         # (B, 3H) each
-    r = _sigmoid_(ai[..., :H] + ah[..., :H])
-    z = _sigmoid_(ai[..., H:2 * H] + ah[..., H:2 * H])
-    hn = ah[..., 2 * H:]
-    n = np.tanh(ai[..., 2 * H:] + r * hn)
-    h_new = n + z * (hx - n)
-    return h_new, GRUCellCtx(input, hx, w_ih, w_hh, r, z, n, hn, b_ih is not None,
-                             b_hh is not None)
-
-
-def gru_cell_backward(ctx: GRUCellCtx, dh_new: Array) -> tuple:
-    """dan = dh' ⊙ (1 − z) ⊙ (1 − n²)               (through n's tanh)
-    daz = dh' ⊙ (h − n) ⊙ z(1 − z),   dar = dan ⊙ hn ⊙ r(1 − r)
-    da_i = [dar, daz, dan],   da_h = [dar, daz, dan ⊙ r]
-    dx = da_i W_ih,  dh = dh' ⊙ z + da_h W_hh,  dW_ih = da_iᵀ x,  dW_hh = da_hᵀ h,
-    db_ih = Σ_B da_i,  db_hh = Σ_B da_h"""
-    r, z, n = ctx.r, ctx.z, ctx.n
-    dan = dh_new * (1 - z) * (1 - n * n)
-    daz = dh_new * (ctx.h - n) * z * (1 - z)
-    dar = dan * ctx.hn * r * (1 - r)
-    da_i = np.concatenate([dar, daz, dan], axis=-1)                       # (B, 3H)
-    da_h = np.concatenate([dar, daz, dan * r], axis=-1)
-    dx, dh, dw_ih, dw_hh, db_ih, db_hh = _linear_grads(ctx.x, ctx.h, ctx.w_ih, ctx.w_hh, da_i,
-                                                       da_h, ctx.has_b_ih, ctx.has_b_hh)
-    return dx, dh + dh_new * z, dw_ih, dw_hh, db_ih, db_hh
-
-
-rnn_tanh_cell = defop(rnn_tanh_cell_forward, rnn_cell_backward)
-rnn_relu_cell = defop(rnn_relu_cell_forward, rnn_cell_backward)
-lstm_cell = defop(lstm_cell_forward, lstm_cell_backward)
-gru_cell = defop(gru_cell_forward, gru_cell_backward)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -340,22 +101,11 @@ class Schedule(NamedTuple):
         return a if a is None or self.inv is None else np.take(a, self.inv, axis=axis)
 
 
-def check_lengths(fn: str, lengths, T: int, B: int) -> Array:
-    """``lengths`` as B integers in [1, T] (a list, tuple or integer array), else ValueError."""
-    lens = np.asarray(lengths)
-    if lens.dtype.kind not in "iu" or lens.shape != (B,):
-        raise ValueError(f"{fn}(): parameter 'lengths' must be {B} integers (one per sequence), "
-                         f"got {lengths!r}")
-    if B and (lens.min() < 1 or lens.max() > T):
-        raise ValueError(f"{fn}(): parameter 'lengths' must lie in [1, T={T}], got {lens.tolist()}")
-    return lens
-
-
-def _schedule(fn: str, lengths, T: int, B: int, reverse: bool) -> Schedule:
+def _schedule(lens: Array | None, T: int, B: int, reverse: bool) -> Schedule:
+    """The processing order and, for variable lengths (``lens`` checked), the sorted rows."""
     order = list(range(T - 1, -1, -1)) if reverse else list(range(T))
-    if lengths is None:
+    if lens is None:
         return Schedule(order, [B] * T, None, None, None, reverse)
-    lens = check_lengths(fn, lengths, T, B)
     perm = np.argsort(-lens, kind="stable")
     sorted_lens = lens[perm]
     sizes = (sorted_lens[None, :] > np.arange(T)[:, None]).sum(1).tolist()   # batch_sizes
@@ -370,18 +120,10 @@ def _schedule(fn: str, lengths, T: int, B: int, reverse: bool) -> Schedule:
 def _check_layer(fn: str, n_gates: int, input: Array, states: dict, w_ih: Array, w_hh: Array,
                  b_ih: Array | None, b_hh: Array | None, w_hr: Array | None, lengths,
                  reverse: bool) -> tuple[int, int, Schedule]:
-    check_array(fn, "input", input, ndim=3)
-    T, B, _ = input.shape
-    if T == 0:
-        raise ValueError(f"{fn}(): parameter 'input' must have at least one time step, got "
-                         f"shape {input.shape}")
-    H, H_out = _check_weights(fn, n_gates, input, w_ih, w_hh, b_ih, b_hh, w_hr)
-    for name, s in states.items():                    # h states have H_out columns, c has H
-        if s is not None:
-            _check_state(fn, name, s, (B, H if name == "c0" else H_out), input)
-    if not isinstance(reverse, bool):
-        raise TypeError(f"{fn}(): parameter 'reverse' must be a bool, got {reverse!r}")
-    return H, H_out, _schedule(fn, lengths, T, B, reverse)
+    """The textbook's checks (one set of messages for both editions), then the schedule."""
+    H, H_out, lens = check_layer(fn, n_gates, input, states, w_ih, w_hh, b_ih, b_hh, w_hr,
+                                 lengths, reverse)
+    return H, H_out, _schedule(lens, input.shape[0], input.shape[1], reverse)
 
 
 def _project(x: Array, w: Array, b: Array | None) -> Array:
@@ -391,17 +133,6 @@ def _project(x: Array, w: Array, b: Array | None) -> Array:
     if b is not None:
         G += b
     return G.reshape(T, B, w.shape[0])
-
-
-def _transposed(w: Array) -> Array:
-    """Wᵀ as a C-contiguous copy: the per-step GEMM h (B, H) @ Wᵀ (H, G·H) runs up to 1.4×
-    faster with it than with the transposed view on some BLAS kernels (OpenBLAS SkylakeX).
-    Copied 32 rows of W at a time (cache-sized tiles): 3× faster than
-    ``np.ascontiguousarray(w.T)`` for a (1024, 256) W."""
-    out = np.empty(w.shape[::-1], w.dtype)
-    for k in range(0, w.shape[0], 32):
-        out[:, k:k + 32] = w[k:k + 32].T
-    return out
 
 
 def _bias_sum(b_ih: Array | None, b_hh: Array | None) -> Array | None:
