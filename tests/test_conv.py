@@ -1,9 +1,13 @@
-"""Convolution family tests beyond the registry (which checks every op against torch):
+"""Convolution family tests beyond the registry (which checks every op — the fast engine, the
+textbook's im2col edition and its loop edition — against torch, and tests/test_textbook.py the
+fast engine against the textbook on every forced route):
 
 * the adjoint identity ⟨conv(x), y⟩ = ⟨x, conv_transpose(y)⟩, and each op's input gradient
-  being the other op (so the "write it once" claim is checked, not just stated);
-* the fast N-d engine against the loop-based readable edition (conv2d, conv_transpose2d);
-* the batch-chunked, multi-threaded path (forced on small inputs) against torch;
+  being the other op (so the "write it once" claim is checked, not just stated), in both the
+  fast and the textbook editions;
+* the textbook's two editions (by-pixel loops, im2col) agree to rounding, 1-d to 3-d;
+* the batch-chunked, multi-threaded path (forced on larger inputs) against torch;
+* the shifted GEMM against the textbook on awkward geometries; the route decision;
 * modules: vs the functional op, vs torch.nn modules with copied weights for every
   padding_mode, ConvTranspose's output_size, state_dict both ways, torch's init statistics;
 * dtype preservation, repeated calls (workspace reuse), error messages.
@@ -22,7 +26,7 @@ import scratchnn
 import scratchnn.functional as F
 import scratchnn.functional.conv as conv_impl
 import scratchnn.nn as nn
-from scratchnn.functional.conv_naive import conv2d_naive, conv_transpose2d_naive
+import scratchnn.textbook as T
 from reference.values import seeds
 from tests.conftest import examples
 
@@ -59,12 +63,13 @@ def _output_padding(G: dict, out: tuple[int, ...]) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------------------
 # adjointness: conv and conv_transpose are each other's transposes
 # ---------------------------------------------------------------------------------------------
-@settings(max_examples=examples(2))
+@pytest.mark.parametrize("edition", [F, T], ids=["fast", "textbook"])
+@settings(max_examples=examples(1))
 @given(G=geometries(), seed=seeds)
-def test_adjoint_identity_and_gradients_are_the_other_op(G, seed):
+def test_adjoint_identity_and_gradients_are_the_other_op(edition, G, seed):
     rng = np.random.default_rng(seed)
     nd = G["nd"]
-    conv, convT = getattr(F, f"conv{nd}d"), getattr(F, f"conv_transpose{nd}d")
+    conv, convT = getattr(edition, f"conv{nd}d"), getattr(edition, f"conv_transpose{nd}d")
     x = rng.standard_normal((G["n"], G["cin"], *G["size"]))
     w = rng.standard_normal((G["cout"], G["cin"] // G["g"], *G["k"]))
     kw = dict(stride=G["s"], padding=G["p"], dilation=G["dil"], groups=G["g"])
@@ -85,50 +90,53 @@ def test_adjoint_identity_and_gradients_are_the_other_op(G, seed):
 
 
 # ---------------------------------------------------------------------------------------------
-# the readable edition agrees with the fast engine
+# the textbook's two editions agree (each is also checked against torch by the registry)
 # ---------------------------------------------------------------------------------------------
 @settings(max_examples=examples(1))
-@given(G=geometries(nd=2, max_size=3), seed=seeds, bias=st.booleans(),
-       same=st.booleans())
-def test_fast_matches_naive(G, seed, bias, same):
+@given(G=geometries(max_size=3), seed=seeds, bias=st.booleans(), same=st.booleans())
+def test_loops_edition_equals_im2col_edition(G, seed, bias, same):
     rng = np.random.default_rng(seed)
+    nd = G["nd"]
     x = rng.standard_normal((G["n"], G["cin"], *G["size"]))
     w = rng.standard_normal((G["cout"], G["cin"] // G["g"], *G["k"]))
     b = rng.standard_normal(G["cout"]) if bias else None
     pad = "same" if same else G["p"]
     stride = 1 if same else G["s"]
     args = (x, w, b, stride, pad, G["dil"], G["g"])
-    y = _fast_equals_naive(F.conv2d, conv2d_naive, args, rng)
-    # transposed: the conv's output shape as input, weight (C_in, C_out/G, kH, kW)
-    xt = rng.standard_normal(y.shape[:2] + tuple(max(1, v) for v in y.shape[2:]))
+    y = _editions_agree(getattr(T, f"conv{nd}d"), getattr(T, f"conv{nd}d_loops"), args, rng)
+    # transposed: the conv's output shape as input, weight (C_in, C_out/G, *k)
+    xt = rng.standard_normal(y.shape)
     op = tuple(int(v) for v in rng.integers(0, np.maximum(G["s"], G["dil"])))
-    argsT = (xt, w, b if b is None else rng.standard_normal(G["cin"]), G["s"], G["p"], op,
+    argsT = (xt, w, None if b is None else rng.standard_normal(G["cin"]), G["s"], G["p"], op,
              G["g"], G["dil"])
     try:
-        scratchnn.vjp(F.conv_transpose2d, *argsT)
+        scratchnn.vjp(getattr(T, f"conv_transpose{nd}d"), *argsT)
     except ValueError:                          # padding too large for this input
         return
-    _fast_equals_naive(F.conv_transpose2d, conv_transpose2d_naive, argsT, rng)
+    _editions_agree(getattr(T, f"conv_transpose{nd}d"),
+                    getattr(T, f"conv_transpose{nd}d_loops"), argsT, rng)
 
 
-def _fast_equals_naive(fast, naive, args, rng):
-    """The fast op and its naive loop edition agree on the output and every gradient; -> y."""
-    y, pb = scratchnn.vjp(fast, *args)
-    yn, pbn = scratchnn.vjp(naive, *args)
+def _editions_agree(op, loops, args, rng):
+    """Two editions agree on the output and every gradient (float64, to rounding); -> y."""
+    y, pb = scratchnn.vjp(op, *args)
+    yl, pbl = scratchnn.vjp(loops, *args)
     dy = rng.standard_normal(y.shape)
-    np.testing.assert_allclose(y, yn, rtol=1e-10, atol=1e-10)
-    for a, e in zip(pb(dy)[:3], pbn(dy)[:3]):
+    np.testing.assert_allclose(y, yl, rtol=1e-10, atol=1e-10)
+    for a, e in zip(pb(dy), pbl(dy)):
+        assert (a is None) == (e is None)
         if e is not None:
             np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
     return y
 
 
-def test_naive_checks_arguments_like_the_fast_op():
+def test_loops_edition_checks_arguments_like_the_fast_op():
     x, w = np.zeros((1, 2, 5, 5)), np.zeros((2, 2, 3, 3))
-    with pytest.raises(ValueError, match="conv2d_naive.*'stride'"):
-        conv2d_naive(x, w, stride=0)
-    with pytest.raises(ValueError, match="conv_transpose2d_naive.*'output_padding'"):
-        conv_transpose2d_naive(x, w, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"conv2d_loops\(\): parameter 'stride'"):
+        T.conv2d_loops(x, w, stride=0)
+    with pytest.raises(ValueError,
+                       match=r"conv_transpose2d_loops\(\): parameter 'output_padding'"):
+        T.conv_transpose2d_loops(x, w, stride=2, output_padding=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +169,26 @@ def test_chunked_threaded_path_matches_torch(monkeypatch, nd, transposed, stride
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
     for ours, theirs in zip(pb(dy), (tx, tw, tb)):
         np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d"])
+def test_threaded_chunks_are_bit_identical_to_one_thread(monkeypatch, name):
+    """Chunks on the shared pool (2 lanes) give exactly the single-thread numbers: the chunk
+    boundaries and the order the weight-gradient parts are summed in do not depend on it."""
+    monkeypatch.setattr(conv_impl, "WORKSPACE_BYTES", 2048)
+    monkeypatch.setattr(conv_impl, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(conv_impl, "_ROUTE", "im2col")
+    monkeypatch.setattr("scratchnn.perf.threads._threads", 2)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 4, 7, 6), dtype=np.float32)
+    w = rng.standard_normal((4, 4, 3, 3), dtype=np.float32)
+    res = []
+    for threads in (1, 2):
+        monkeypatch.setattr(conv_impl, "_THREADS", threads)
+        y, pb = scratchnn.vjp(getattr(F, name), x, w, None, 1, 1)
+        res.append((y, *pb(np.ones_like(y))[:2]))
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,8 +237,8 @@ def test_each_route_matches_torch(route, G, seed, bias):
     dict(shape=(0, 4, 5, 5), k=(3, 3), padding=1, dilation=1, groups=1),            # batch 0
     dict(shape=(3, 4, 9, 8), k=(3, 2), padding=(1, 0), dilation=(2, 3), groups=4, stride=2),
 ])
-def test_shifted_route_matches_naive(monkeypatch, transposed, case):
-    """The shifted GEMM against the loop-based edition, on the awkward cases."""
+def test_shifted_route_matches_the_textbook(monkeypatch, transposed, case):
+    """The shifted GEMM against the textbook's im2col edition, on the awkward cases."""
     monkeypatch.setattr(conv_impl, "_ROUTE", "shifted")
     rng = np.random.default_rng(3)
     x = rng.standard_normal(case["shape"])
@@ -221,7 +249,7 @@ def test_shifted_route_matches_naive(monkeypatch, transposed, case):
     if not transposed:
         args = (x, w, b, stride, case["padding"], case["dilation"], G)
         y, pb = scratchnn.vjp(F.conv2d, *args)
-        yn, pbn = scratchnn.vjp(conv2d_naive, *args)
+        yn, pbn = scratchnn.vjp(T.conv2d, *args)
     else:
         if case["padding"] == "same":
             return                                  # transposed convolutions take no 'same'
@@ -229,7 +257,7 @@ def test_shifted_route_matches_naive(monkeypatch, transposed, case):
         args = (xt, w, rng.standard_normal(w.shape[1] * G), stride, case["padding"], 0, G,
                 case["dilation"])
         y, pb = scratchnn.vjp(F.conv_transpose2d, *args)
-        yn, pbn = scratchnn.vjp(conv_transpose2d_naive, *args)
+        yn, pbn = scratchnn.vjp(T.conv_transpose2d, *args)
     dy = rng.standard_normal(y.shape)
     np.testing.assert_allclose(y, yn, rtol=1e-10, atol=1e-10)
     for a, e in zip(pb(dy)[:3], pbn(dy)[:3]):                  # x, W, b
@@ -243,13 +271,24 @@ def test_route_choice_and_float32():
     def geom(stride):
         return conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 32, 32)),
                                     np.zeros((32, 32, 3, 3)), None, stride, 1, 1, 1)[1]
-    use = conv_impl._use_shifted
+
+    def use(g, cx, cy, correlate):
+        return conv_impl.choose_route(g, cx, cy, 1, 4,
+                                      "correlate" if correlate else "transpose").shifted
     assert use(geom(1), 32, 32, True) and use(geom(1), 32, 32, False)
     assert not use(geom(1), 1, 32, True) and not use(geom(1), 1, 32, False)
     assert use(geom(2), 32, 32, False) and not use(geom(2), 32, 32, True)
     g0 = conv_impl.check_conv("conv2d", 2, np.zeros((1, 32, 8, 8)), np.zeros((32, 32, 3, 3)),
                               None, 1, 0, 1, 1)[1]                  # grid 8×8 for 6×6 outputs
     assert use(g0, 32, 32, False) and not use(g0, 32, 32, True)
+    # the rest of the route: columns kept when small, flipped kernel for stride 1 when the
+    # y side is no wider, threads only when asked for and the work is large
+    route = conv_impl.choose_route(geom(1), 1, 16, 8, 4, "correlate")
+    assert not route.shifted and route.keep_cols and route.threads == 1
+    assert not conv_impl.choose_route(geom(1), 1, 16, 10 ** 4, 4, "correlate").keep_cols
+    assert conv_impl.choose_route(geom(1), 8, 4, 2, 4, "transpose").flip
+    assert not conv_impl.choose_route(geom(1), 4, 8, 2, 4, "transpose").flip
+    assert not conv_impl.choose_route(geom(2), 8, 4, 2, 4, "transpose").flip
     x = rng.standard_normal((3, 32, 9, 9), dtype=np.float32)
     w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32) * 0.1
     keep = x.copy(), w.copy()

@@ -1,5 +1,11 @@
 """Registry entries for convolution: conv1d/2d/3d, conv_transpose1d/2d/3d and pad.
 
+``conv2d`` etc. are the fast engine (``scratchnn.functional``); their textbook twins
+(``scratchnn.textbook.conv2d``, the im2col edition) are checked against torch by the same specs
+(``edition(spec, "textbook")``). The textbook's by-pixel loop editions (``conv2d_loops`` …,
+``conv_transpose2d_loops`` …) are registered too, as ops of their own against the same torch ops,
+with the same strategies and rejects (fewer examples: they loop over every output position).
+
 The strategies draw the whole argument space: kernel sizes 1–3 (1–2 in 3d), stride 1–3,
 dilation 1–2, padding as an int, a tuple, ``'valid'`` or ``'same'`` (even kernels and dilations
 included: torch's asymmetric split), groups 1–3 (depthwise included), bias or None (omitted or
@@ -15,6 +21,7 @@ import torch.nn.functional as TF
 from hypothesis import strategies as st
 
 import scratchnn.functional as F
+import scratchnn.textbook as T
 from reference.registry import Case, OpSpec, Reject, register
 from reference.values import make, seeds
 
@@ -216,6 +223,17 @@ for _n in (1, 2, 3):
         getattr(TF, f"conv_transpose{_n}d"), conv_transpose_cases(_n),
         diff=(0, 1, 2), family="conv", examples=1.0 if _n < 3 else 0.5,
         rejects=_conv_transpose_rejects(_n)))
+
+for _n in (1, 2, 3):                       # the textbook's loop editions: their own ops
+    for _name, _torch, _cases, _rejects in (
+            (f"conv{_n}d", f"conv{_n}d", conv_cases(_n), _conv_rejects(_n)),
+            (f"conv_transpose{_n}d", f"conv_transpose{_n}d", conv_transpose_cases(_n),
+             _conv_transpose_rejects(_n))):
+        _loops = getattr(T, f"{_name}_loops")
+        register(OpSpec(
+            f"{_name}_loops", _loops, getattr(TF, _torch), _cases, diff=(0, 1, 2),
+            family="conv", examples=0.5 if _n < 3 else 0.25, rejects=_rejects,
+            textbook=_loops, notes="the textbook's by-pixel loop edition"))
 
 register(OpSpec(
     "pad", F.pad, TF.pad, pad_cases, diff=(0,), family="conv",

@@ -1,50 +1,57 @@
-"""Convolution and transposed convolution in 1, 2 and 3 dimensions: one N-d engine.
+"""y[n, o_c, o] = b[o_c] + Σ_{c ∈ group(o_c)} Σ_κ W[o_c, c, κ] · x_pad[n, c, o·s + κ·dil]
+
+The fast edition of convolution and transposed convolution, 1-d to 3-d, as one N-d engine.
+Its textbook twin is :mod:`scratchnn.textbook.conv` (``scratchnn.textbook.conv2d``, …): the same
+numbers computed plainly — by-pixel loops, then im2col/col2im — and the place to read first;
+the tests prove the two equal on every route of this engine. Argument checking is the
+textbook's own (:mod:`scratchnn.textbook._conv_args`) and ``pad`` is the textbook's function,
+re-exported. Column buffers and batch chunks live in :mod:`scratchnn.perf.workspace`; which
+route runs is decided in one place, :func:`choose_route`, and ``ROUTES`` names the settings
+that force each route.
 
 Notation (per spatial dimension; ``*S`` stands for all of them): input ``x (N, C_in, *S)``,
 weight ``W (C_out, C_in/G, *k)``, ``G`` groups, output ``y (N, C_out, *O)`` with
 ``O = ⌊(S + lo + hi − dil·(k − 1) − 1) / s⌋ + 1``. ``K = Π k`` kernel offsets, ``L = Π O``
-windows. Convolution (a correlation, as in torch) is
-
-    y[n, o_c, o] = b[o_c] + Σ_{c ∈ group(o_c)} Σ_κ W[o_c, c, κ] · x_pad[n, c, o·s + κ·dil]
-
-and is computed as **im2col + matmul**: for each of the K kernel offsets κ, copy the slice of x
-that every window sees at κ into a column buffer ``cols (N, C_in, K, *O)`` (a loop over the K
-offsets, vectorised over batch, channels and windows), then one batched matrix product per group::
+windows. The formula above (a correlation, as in torch) is computed as **im2col + matmul**:
+for each of the K kernel offsets κ, copy the slice of x that every window sees at κ into a
+column buffer ``cols (N, C_in, K, *O)`` (a loop over the K offsets, vectorised over batch,
+channels and windows), then one batched matrix product per group::
 
     y[n, g] = W[g] (C_out/G, C_in/G·K)  @  cols[n, g] (C_in/G·K, L)
 
 Everything else is the same three pieces rearranged:
 
-* ``im2col``  — read windows;          ``col2im`` — its adjoint: *add* columns back into windows;
-* the **input gradient** of a convolution is ``col2im(Wᵀ @ dy)``: a *transposed* convolution of dy;
+* ``im2col`` — read windows; ``col2im`` — its adjoint: *add* columns back into windows;
+* the **input gradient** of a convolution is ``col2im(Wᵀ @ dy)``: a *transposed* convolution
+  of dy;
 * the **weight gradient** is ``Σ_n dy[n] @ cols[n]ᵀ``: a correlation of the input with dy;
 * a **transposed convolution** is, by definition, the input gradient of a convolution, so its
   forward *is* ``col2im(Wᵀ @ x)`` and its backward is a convolution (dx) and the same weight
   correlation (dW) with the roles of input and output swapped.
 
 **The shifted GEMM** (``_shifted_gemm``, the route for layers with ≥ 16 channels per group on
-both sides; with stride > 1 only for the transposed direction, ``_use_shifted``) skips the column buffer altogether: the zero-padded input is laid
-out once as a flat ``(C, N·ΠP)`` grid (split into stride phases when the stride is > 1), and
-every kernel offset becomes one matrix product ``W_κ @ X[:, s_κ : s_κ + L]`` over a *shifted
-contiguous slice* of it (``_Grid``). The transposed direction reads the same grid with the
-shifts reversed, and dW is one product per block of grid columns. im2col stays for the narrow
-layers (a one-channel first layer, depthwise), where its inner dimension C/G·K is what keeps
-the products efficient.
+both sides; with stride > 1 only for the transposed direction; see :func:`choose_route`) skips
+the column buffer altogether: the zero-padded input is laid out once as a flat ``(C, N·ΠP)``
+grid (split into stride phases when the stride is > 1), and every kernel offset becomes one
+matrix product ``W_κ @ X[:, s_κ : s_κ + L]`` over a *shifted contiguous slice* of it
+(``_Grid``). The transposed direction reads the same grid with the shifts reversed, and dW is
+one product per block of grid columns. im2col stays for the narrow layers (a one-channel first
+layer, depthwise), where its inner dimension C/G·K is what keeps the products efficient.
 
 So there is one engine for six ops and both directions (``_Geometry`` + ``_im2col``/``_col2im``
 + the three chunk steps below, or the shifted-GEMM helpers). On the im2col route padding never
 materialises a padded copy: the offset slices are clipped to the real input
-(``perf.phases.clipped_offset_slices``) and the column entries that fall into padding are zeros; the
-shifted route makes exactly one zero-padded copy (its grid) and no column buffer.
+(``perf.phases.clipped_offset_slices``) and the column entries that fall into padding are
+zeros; the shifted route makes exactly one zero-padded copy (its grid) and no column buffer.
 
 Speed: the batch is processed in chunks whose column buffer is a reused per-thread workspace
 (≈ ``WORKSPACE_BYTES``) rather than a fresh ``N·C·K·L`` temporary (memory stays at torch's
 level); the matrix products run on NumPy's BLAS threads; with stride 1 a transposed convolution
 is computed as a correlation with the flipped kernel (im2col + GEMM, no col2im) whenever that
-reads fewer columns (``_flipped``); an inner dimension of 1 is an outer product by broadcasting.
+reads fewer columns (``_flip``); an inner dimension of 1 is an outer product by broadcasting.
 Optionally (``_THREADS = 2``; never more than ``scratchnn.set_num_threads`` allows) chunks run
-on a small thread pool, overlapping one chunk's copies (NumPy releases the GIL) with another's
-matrix product. All arithmetic stays in the input's
+on the shared thread pool (``scratchnn.perf.threads.pool``), overlapping one chunk's copies
+(NumPy releases the GIL) with another's matrix product. All arithmetic stays in the input's
 dtype.
 """
 from __future__ import annotations
@@ -52,24 +59,25 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from .._validate import check_array, check_int, check_same_dtype, ntuple
 from ..autodiff import defop
 from ..perf.phases import clipped_offset_slices, phase_layout
 from ..perf.threads import get_num_threads
-from ..window import Pads, parse_padding
+from ..perf.workspace import run_chunks, workspace
+from ..textbook import _conv_args
+from ..textbook._conv_args import ConvGeometry
+from ..textbook.conv import pad, pad_backward, pad_forward
+from ..window import Pads
 
 Array = np.ndarray
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "pad",
            "conv_forward", "conv_backward", "conv_transpose_forward", "conv_transpose_backward",
-           "pad_forward", "pad_backward", "WORKSPACE_BYTES"]
+           "pad_forward", "pad_backward", "WORKSPACE_BYTES", "ROUTES", "choose_route"]
 
 WORKSPACE_BYTES = 8 << 20          # column buffer per thread; sets the batch chunk size
 PARALLEL_MIN = 1 << 18             # column elements below which chunks run on the caller
@@ -79,9 +87,6 @@ SAVE_COLS_BYTES = 4 << 20          # the forward keeps columns up to this size f
 # (slower once other processes compete: BLAS's and our threads then fight for the cores).
 # Set to 2 to overlap one chunk's im2col/col2im with another's matrix product.
 _THREADS = 1
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-_local = threading.local()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,43 +183,16 @@ def _col2im(cols: Array, g: _Geometry, x: Array) -> None:
 # workspaces and batch chunks
 # ---------------------------------------------------------------------------------------------
 def _workspace(shape: tuple[int, ...], dtype: np.dtype, name: str = "cols") -> Array:
-    """A per-thread scratch array (one per ``name``), reused across calls: repeated
-    convolutions write into memory that is already mapped instead of page-faulting a fresh
-    large buffer every time (measured: several ms per call for the shifted route's grids)."""
-    n = math.prod(shape)
-    cache = _local.__dict__.setdefault("ws", {})
-    buf = cache.get((name, dtype))
-    if buf is None or buf.size < n:
-        buf = np.empty(n, dtype)
-        if n * buf.itemsize <= 8 * WORKSPACE_BYTES:           # keep only modest buffers
-            cache[(name, dtype)] = buf
-    return buf[:n].reshape(shape)
+    """This thread's reused scratch array ``name`` (:func:`scratchnn.perf.workspace.workspace`;
+    buffers up to 8 × ``WORKSPACE_BYTES`` are kept)."""
+    return workspace(shape, dtype, name, 8 * WORKSPACE_BYTES)
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(_THREADS, thread_name_prefix="scratchnn-conv")
-        return _POOL
-
-
-def _run_chunks(n: int, per_sample: int, itemsize: int, step: Callable[[int, int], Any]
-                ) -> list:
-    """Run ``step(n0, n1)`` over batch chunks whose column buffer fits the workspace.
-
-    Chunks go to the thread pool when there is more than one and the work is large: one
-    chunk's im2col/col2im then overlaps another's matrix product."""
-    if n == 0:
-        return []
-    b = max(1, min(n, WORKSPACE_BYTES // max(1, per_sample * itemsize)))
-    k = -(-n // b)
-    b = -(-n // k)                                           # balanced chunk sizes
-    chunks = [(i, min(n, i + b)) for i in range(0, n, b)]
-    if (len(chunks) == 1 or min(_THREADS, get_num_threads()) == 1
-            or n * per_sample < PARALLEL_MIN):
-        return [step(n0, n1) for n0, n1 in chunks]
-    return list(_pool().map(lambda c: step(*c), chunks))
+def _run_chunks(n: int, per_sample: int, itemsize: int, step: Callable[[int, int], Any],
+                threads: int) -> list:
+    """``step(n0, n1)`` over batch chunks whose column buffer fits ``WORKSPACE_BYTES``, on
+    ``threads`` lanes (:func:`scratchnn.perf.workspace.run_chunks`); results in chunk order."""
+    return run_chunks(n, per_sample, itemsize, step, WORKSPACE_BYTES, threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,7 +255,7 @@ def _weight_grad(y: Array, cols4: Array) -> Array:
     return np.matmul(cols4, y4.transpose(0, 1, 3, 2)).sum(axis=0).transpose(0, 2, 1)
 
 
-def _flipped(w: Array, g: _Geometry, cy: int, cx: int) -> tuple[Array, _Geometry] | None:
+def _flip(w: Array, g: _Geometry) -> tuple[Array, _Geometry]:
     """For stride 1, scattering back through W (a transposed convolution, y side -> x side) is
     a plain correlation of the y side with W **flipped in space and transposed per group**,
     padded by dil·(k − 1) − lo:
@@ -287,10 +265,8 @@ def _flipped(w: Array, g: _Geometry, cy: int, cx: int) -> tuple[Array, _Geometry
 
     im2col + GEMM then replaces GEMM + col2im: cheaper when the y side has no more channels
     than the x side (the columns are Cy·K per position instead of Cx·K, and a copy replaces a
-    read-modify-write). Returns (W' as (G, Cx/G, Cy/G·K) matrices, its geometry) or None when
-    the scatter is the better (or the only: stride > 1) way."""
-    if any(s != 1 for s in g.stride) or cy > cx:
-        return None
+    read-modify-write). Stride 1 only; :func:`choose_route` decides (``Route.flip``). Returns
+    (W' as (G, Cx/G, Cy/G·K) matrices, its geometry)."""
     G, d = g.groups, len(g.kernel)
     wf = w.reshape(G, w.shape[0] // G, w.shape[1], *g.kernel).swapaxes(1, 2)
     wf = wf[(Ellipsis, *[slice(None, None, -1)] * d)]            # flip every spatial axis
@@ -302,24 +278,26 @@ def _flipped(w: Array, g: _Geometry, cy: int, cx: int) -> tuple[Array, _Geometry
 
 
 def _transposed_conv(y: Array, w: Array, g: _Geometry, x: Array, bias: Array | None,
-                     flip: tuple[Array, _Geometry] | None) -> None:
-    """x = col2im(Wᵀ @ y) (+ b) over the whole batch, by the cheaper of the two routes.
+                     route: Route) -> None:
+    """x = col2im(Wᵀ @ y) (+ b) over the whole batch on the im2col route: GEMM + col2im, or
+    the flipped-kernel correlation where ``route.flip``.
 
     Shapes: y (N, Cy, *O) -> x (N, Cx, *S), which must start at zero."""
-    if flip is None:
+    if not route.flip:
         w3 = _grouped(w, g)
         _run_chunks(y.shape[0], x.shape[1] * g.K * g.L, x.itemsize,
-                    lambda n0, n1: _scatter(y[n0:n1], w3, g, x[n0:n1], bias))
+                    lambda n0, n1: _scatter(y[n0:n1], w3, g, x[n0:n1], bias), route.threads)
     else:
-        wf3, gf = flip
+        wf3, gf = _flip(w, g)
         _run_chunks(y.shape[0], y.shape[1] * gf.K * gf.L, x.itemsize,
-                    lambda n0, n1: _correlate(y[n0:n1], wf3, gf, x[n0:n1], bias))
+                    lambda n0, n1: _correlate(y[n0:n1], wf3, gf, x[n0:n1], bias),
+                    route.threads)
 
 
 # ---------------------------------------------------------------------------------------------
 # the shifted GEMM (implicit im2col): no column buffer at all
 # ---------------------------------------------------------------------------------------------
-# Which engine runs: None = decide per shape (_use_shifted), "shifted" or "im2col" = force one
+# Which engine runs: None = decide per shape (choose_route), "shifted" or "im2col" = force one
 # (the tests force each route).
 _ROUTE: str | None = None
 SHIFTED_BLOCK_BYTES = 2 << 20      # output block per GEMM of the shifted route (stays in L2)
@@ -530,75 +508,108 @@ def _shifted_weight_grad(yext: Array, xg: Array, g: _Geometry, gr: _Grid,
     return np.ascontiguousarray(dw).reshape(shape)
 
 
-def _use_shifted(g: _Geometry, cx: int, cy: int, correlate: bool) -> bool:
-    """Which engine: the shifted GEMM or im2col (measured, CPU time per call at 64 channels).
+# ---------------------------------------------------------------------------------------------
+# the route: one decision per call
+# ---------------------------------------------------------------------------------------------
+_FLIP: bool | None = None          # None = decide (choose_route); False/True = never/always
 
-    * It needs real matrix products: ≥ 16 channels per group on both sides (its inner
-      dimension is Cx/G, or Cx/G·k_last with merged runs; im2col's is Cx/G·K). A one-channel
-      first layer or a depthwise convolution stays on im2col.
-    * The *transposed* direction (+ dW) is cheaper shifted (~15-20% less CPU time at 16 to 128
-      channels, stride 1 and 2): no col2im scatter.
-    * A *correlation* (conv's forward, conv_transpose's dx) only with stride 1 and at most
-      ``SHIFTED_MAX_WASTE`` grid positions per output (ΠP / ΠO: the non-windows are computed
-      too): 20% faster at 32×32 padded (1.13), 12-17% slower at 26→24 (1.17) or 16×16
-      padded (1.27). With stride > 1 im2col's copy reads only the strided windows, while the
-      phase split is a slow short-row gather.
 
-    ``correlate``: whether the call computes W ⋆ x_side (else its adjoint and dW)."""
+class Route(NamedTuple):
+    """How one call runs (the answer of :func:`choose_route`)."""
+    shifted: bool                  # the shifted GEMM instead of im2col + GEMM
+    keep_cols: bool                # conv's forward keeps its columns for the backward's dW
+    flip: bool                     # transposed direction on im2col: the flipped-kernel
+                                   # correlation instead of GEMM + col2im (stride 1 only)
+    threads: int                   # lanes the batch chunks run on (1: the calling thread)
+
+
+def choose_route(g: _Geometry, cx: int, cy: int, n: int, itemsize: int, direction: str
+                 ) -> Route:
+    """The one route decision of the engine, for a call with ``cx`` channels on the x side
+    (what the windows read), ``cy`` on the y side, batch ``n``. ``direction`` is
+    ``"correlate"`` (y = W ⋆ x side: conv's forward, conv_transpose's dx) or ``"transpose"``
+    (x side = col2im(Wᵀ @ y), and dW: conv's backward, conv_transpose's forward).
+
+    * **shifted GEMM or im2col** (measured, CPU time per call at 64 channels). The shifted GEMM
+      needs real matrix products: ≥ 16 channels per group on both sides (its inner dimension
+      is Cx/G, or Cx/G·k_last with merged runs; im2col's is Cx/G·K) — a one-channel first
+      layer or a depthwise convolution stays on im2col. The *transposed* direction (+ dW) is
+      cheaper shifted (~15-20% less CPU time at 16 to 128 channels, stride 1 and 2: no col2im
+      scatter). A *correlation* only with stride 1 and at most ``SHIFTED_MAX_WASTE`` grid
+      positions per output (ΠP / ΠO: the non-windows are computed too): 20% faster at 32×32
+      padded (1.13), 12-17% slower at 26→24 (1.17) or 16×16 padded (1.27). With stride > 1
+      im2col's copy reads only the strided windows, while the phase split is a slow short-row
+      gather. ``_ROUTE`` forces one.
+    * **keep the columns** (conv's forward on im2col): when they are small (≤
+      ``SAVE_COLS_BYTES``, a few MiB). The backward's weight gradient then reads them instead
+      of copying the windows again (one im2col saved: ~10 % of the chapter's first layer, 1→16
+      channels). Larger columns are recomputed: keeping them costs K× the input's memory, and
+      once they leave the caches, reading them back was measured no faster than recomputing
+      (the 16→32 layer's 10.6 MiB: 4 % slower kept).
+    * **flipped kernel** (transposed direction on im2col, stride 1): a correlation of the y side
+      with the flipped W (:func:`_flip`) when the y side has no more channels than the x side
+      (fewer columns, a copy instead of a read-modify-write). ``_FLIP`` forces it off or on.
+    * **threads**: chunks run on ``min(_THREADS, scratchnn.get_num_threads())`` lanes when the
+      x side's columns have at least ``PARALLEL_MIN`` elements, else on the calling thread.
+    """
+    K, L = g.K, g.L
     if _ROUTE is not None:
-        return _ROUTE == "shifted"
-    if min(cx, cy) // g.groups < 16:
-        return False
-    if not correlate:
-        return True
-    grid = [o + di * (ki - 1) for o, di, ki in zip(g.out, g.dilation, g.kernel)]
-    return (all(s == 1 for s in g.stride)
-            and math.prod(grid) <= SHIFTED_MAX_WASTE * math.prod(g.out))
+        shifted = _ROUTE == "shifted"
+    elif min(cx, cy) // g.groups < 16:
+        shifted = False
+    elif direction == "transpose":
+        shifted = True
+    else:
+        grid = [o + di * (ki - 1) for o, di, ki in zip(g.out, g.dilation, g.kernel)]
+        shifted = (all(s == 1 for s in g.stride)
+                   and math.prod(grid) <= SHIFTED_MAX_WASTE * math.prod(g.out))
+    keep_cols = (direction == "correlate" and not shifted
+                 and n * cx * K * L * itemsize <= SAVE_COLS_BYTES)
+    flip = (direction == "transpose" and not shifted and all(s == 1 for s in g.stride)
+            and (cy <= cx if _FLIP is None else _FLIP))
+    threads = min(_THREADS, get_num_threads()) if n * cx * K * L >= PARALLEL_MIN else 1
+    return Route(shifted, keep_cols, flip, threads)
+
+
+# the settings that force each route on small inputs (tests/test_textbook.py runs every one)
+ROUTES: dict[str, dict[str, object]] = {
+    "im2col": {"_ROUTE": "im2col"},
+    "im2col, columns recomputed, no flipped kernel": {
+        "_ROUTE": "im2col", "SAVE_COLS_BYTES": 0, "_FLIP": False},
+    "im2col, flipped kernel wherever the stride is 1": {"_ROUTE": "im2col", "_FLIP": True},
+    "im2col, chunks on 2 threads": {
+        "_ROUTE": "im2col", "WORKSPACE_BYTES": 256, "PARALLEL_MIN": 0, "_THREADS": 2,
+        "scratchnn.perf.threads._threads": 2},
+    "shifted GEMM": {"_ROUTE": "shifted", "SHIFTED_BLOCK_BYTES": 64, "WORKSPACE_BYTES": 256},
+}
 
 
 # ---------------------------------------------------------------------------------------------
-# argument checking (shared by conv and conv_transpose)
+# argument checking: the textbook's (scratchnn.textbook._conv_args), plus the engine's geometry
 # ---------------------------------------------------------------------------------------------
-def _tuple(fn: str, name: str, v: Any, n: int, min: int) -> tuple[int, ...]:
-    """torch's expand_param_if_needed: an int, a 1-sequence or an n-sequence of ints."""
-    if isinstance(v, (list, tuple)) and len(v) == 1:
-        v = v[0]
-    return ntuple(fn, name, v, n, min=min)
+def _engine_geometry(a: ConvGeometry) -> _Geometry:
+    """The textbook's :class:`ConvGeometry` with the engine's clipped offset slices (cached)."""
+    return _cached_geometry(a.groups, a.kernel, a.stride, a.dilation, a.pads, a.size, a.out)
 
 
-class _Args(NamedTuple):
-    x: Array                      # (N, C, *S): batched view of the input
-    unbatched: bool
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    groups: int
+def check_conv(fn: str, n: int, input: Any, weight: Any, bias: Any, stride: Any,
+               padding: Any, dilation: Any, groups: Any) -> tuple[Array, _Geometry, bool]:
+    """Validate a convolution call (:func:`scratchnn.textbook._conv_args.check_conv`, torch's
+    rules) and return ``(x, geometry, unbatched)``, x the batched view of the input."""
+    x, a, unbatched = _conv_args.check_conv(fn, n, input, weight, bias, stride, padding,
+                                            dilation, groups)
+    return x, _engine_geometry(a), unbatched
 
 
-def _check_common(fn: str, n: int, input: Any, weight: Any, bias: Any, stride: Any,
-                  dilation: Any, groups: Any) -> _Args:
-    check_array(fn, "input", input)
-    check_array(fn, "weight", weight, ndim=n + 2)
-    if bias is not None:
-        check_array(fn, "bias", bias, ndim=1)
-    check_same_dtype(fn, "input", input, weight=weight, bias=bias)
-    if input.ndim not in (n + 1, n + 2):
-        raise ValueError(f"{fn}(): parameter 'input' must be {n + 1}-dimensional (unbatched) "
-                         f"or {n + 2}-dimensional (batched), got shape {input.shape}")
-    stride = _tuple(fn, "stride", stride, n, 1)
-    dilation = _tuple(fn, "dilation", dilation, n, 1)
-    groups = check_int(fn, "groups", groups, min=1)
-    unbatched = input.ndim == n + 1
-    x = input[None] if unbatched else input
-    if x.shape[1] % groups:
-        raise ValueError(f"{fn}(): parameter 'groups' {groups} must divide the input's "
-                         f"{x.shape[1]} channels")
-    return _Args(x, unbatched, stride, dilation, groups)
-
-
-def _check_bias(fn: str, bias: Array | None, channels: int) -> None:
-    if bias is not None and bias.shape != (channels,):
-        raise ValueError(f"{fn}(): parameter 'bias' must have shape ({channels},), one per "
-                         f"output channel, got {bias.shape}")
+def check_conv_transpose(fn: str, n: int, input: Any, weight: Any, bias: Any, stride: Any,
+                         padding: Any, output_padding: Any, groups: Any, dilation: Any
+                         ) -> tuple[Array, _Geometry, bool]:
+    """Validate a transposed-convolution call (the textbook's checks) and return ``(x,
+    geometry of the convolution it transposes, unbatched)``."""
+    x, a, unbatched = _conv_args.check_conv_transpose(fn, n, input, weight, bias, stride,
+                                                      padding, output_padding, groups,
+                                                      dilation)
+    return x, _engine_geometry(a), unbatched
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,45 +622,6 @@ class ConvCtx(NamedTuple):
     has_bias: bool
     unbatched: bool
     cols: Array | None = None     # (N, C_in, K, *O): im2col(x), kept when small (SAVE_COLS_BYTES)
-
-
-def _keep_cols(x: Array, g: _Geometry) -> bool:
-    """Whether the forward keeps its columns for the backward: when they are small (≤
-    ``SAVE_COLS_BYTES``, a few MiB). The backward's weight gradient then reads them instead of
-    copying the windows again (one im2col saved: ~10 % of the chapter's first layer, 1→16
-    channels). Larger columns are recomputed: keeping them costs K× the input's memory, and
-    once they leave the caches, reading them back was measured no faster than recomputing
-    (the 16→32 layer's 10.6 MiB: 4 % slower kept)."""
-    return x.shape[0] * x.shape[1] * g.K * g.L * x.itemsize <= SAVE_COLS_BYTES
-
-
-def check_conv(fn: str, n: int, input: Any, weight: Any, bias: Any, stride: Any,
-               padding: Any, dilation: Any, groups: Any) -> tuple[Array, _Geometry, bool]:
-    """Validate a convolution call (torch's rules) and work out its windows.
-
-    Returns ``(x, geometry, unbatched)`` with x the batched view of the input. Raises a
-    ValueError/TypeError naming the parameter before any work is done."""
-    a = _check_common(fn, n, input, weight, bias, stride, dilation, groups)
-    x, s, d, G = a.x, a.stride, a.dilation, a.groups
-    k = weight.shape[2:]
-    pads = parse_padding(fn, padding, n, k, d, s)
-    if weight.shape[0] % G:
-        raise ValueError(f"{fn}(): parameter 'weight' has {weight.shape[0]} output channels, "
-                         f"not divisible by groups={G}")
-    if weight.shape[1] * G != x.shape[1]:
-        raise ValueError(f"{fn}(): parameter 'weight' expects {weight.shape[1] * G} input "
-                         f"channels (shape {weight.shape}, groups={G}) but 'input' has "
-                         f"{x.shape[1]}")
-    _check_bias(fn, bias, weight.shape[0])
-    S = x.shape[2:]
-    padded = tuple(si + lo + hi for si, (lo, hi) in zip(S, pads))
-    span = tuple(di * (ki - 1) + 1 for di, ki in zip(d, k))
-    if any(p < sp for p, sp in zip(padded, span)):
-        raise ValueError(f"{fn}(): parameter 'weight' has kernel size {tuple(k)} (dilated "
-                         f"{span}) larger than the padded input {padded} (input {S}, "
-                         f"padding {pads})")
-    out = tuple((p - sp) // si + 1 for p, sp, si in zip(padded, span, s))
-    return x, _geometry(G, k, s, d, pads, S, out), a.unbatched
 
 
 def conv_forward(input: Array, weight: Array, bias: Array | None = None, stride: Any = 1,
@@ -667,22 +639,24 @@ def conv_forward(input: Array, weight: Array, bias: Array | None = None, stride:
              dil·(k−1) puts the extra element on the high side, as torch).
     Saves:   x and W; the columns too when they are small (≤ ``SAVE_COLS_BYTES``, as for the
              chapter's first layer): larger ones are recomputed in backward (one copy), since
-             keeping them would cost K× the input's memory (see :func:`_keep_cols`).
+             keeping them would cost K× the input's memory (see :func:`choose_route`).
     Torch:   torch.nn.functional.conv1d / conv2d / conv3d
     """
     x, g, unbatched = check_conv(_fn, _n, input, weight, bias, stride, padding, dilation,
                                  groups)
     cols = None
-    if _use_shifted(g, x.shape[1], weight.shape[0], correlate=True):
+    route = choose_route(g, x.shape[1], weight.shape[0], x.shape[0], x.itemsize, "correlate")
+    if route.shifted:
         y = _shifted_correlate(x, weight, g, bias)[0]                # (N, C_out, *O)
     else:
         y = np.empty((x.shape[0], weight.shape[0]) + g.out, x.dtype)  # (N, C_out, *O)
         w3 = _grouped(weight, g)                                     # (G, C_out/G, C_in/G·K)
-        if _keep_cols(x, g):                                         # (N, C_in, K, *O)
+        if route.keep_cols:                                          # (N, C_in, K, *O)
             cols = np.empty((x.shape[0], x.shape[1], g.K) + g.out, x.dtype)
         _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize,
                     lambda n0, n1: _correlate(x[n0:n1], w3, g, y[n0:n1], bias,
-                                              None if cols is None else cols[n0:n1]))
+                                              None if cols is None else cols[n0:n1]),
+                    route.threads)
     ctx = ConvCtx(x, weight, g, bias is not None, unbatched, cols)
     return (y[0] if unbatched else y), ctx
 
@@ -707,13 +681,15 @@ def conv_backward(ctx: ConvCtx, dy: Array, needs_input_grad: Sequence[bool] | No
     dy = np.ascontiguousarray(dy[None] if ctx.unbatched else dy)     # (N, C_out, *O)
     db = _bias_grad(dy) if ctx.has_bias else None                    # (C_out,)
     want_dx = needs_input_grad is None or needs_input_grad[0]
+    route = choose_route(g, x.shape[1], w.shape[0], x.shape[0], x.itemsize, "transpose")
     if ctx.cols is not None:                                         # the forward's columns
-        dx = _transpose_of(dy, w, g, x.shape) if want_dx else None
+        dx = _transpose_of(dy, w, g, x.shape, route) if want_dx else None
         cols4 = ctx.cols.reshape(x.shape[0], g.groups, x.shape[1] // g.groups * g.K, g.L)
         parts = _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize,
-                            lambda n0, n1: _weight_grad(dy[n0:n1], cols4[n0:n1]))
+                            lambda n0, n1: _weight_grad(dy[n0:n1], cols4[n0:n1]),
+                            route.threads)
         return _unbatch(dx, ctx.unbatched), _sum(parts, w.shape, w.dtype), db
-    if _use_shifted(g, x.shape[1], w.shape[0], correlate=False):
+    if route.shifted:
         gr = _grid(g, x.shape[0])
         xg = _to_grid(x, g, gr).reshape(len(gr.phases), g.groups, x.shape[1] // g.groups,
                                         gr.L + gr.tail)
@@ -725,21 +701,19 @@ def conv_backward(ctx: ConvCtx, dy: Array, needs_input_grad: Sequence[bool] | No
     w3 = _grouped(w, g)
     dx = np.zeros(x.shape, x.dtype) if want_dx else None             # (N, C_in, *S)
 
-    flip = _flipped(w, g, dy.shape[1], x.shape[1])
-
     def step(n0: int, n1: int) -> Array:
         B = n1 - n0
         cols = _workspace((B, x.shape[1], g.K) + g.out, x.dtype)
         _im2col(x[n0:n1], g, cols)                                   # (B, C_in, K, *O)
         cols4 = cols.reshape(B, g.groups, -1, g.L)
         dw = _weight_grad(dy[n0:n1], cols4)                          # (G, C_out/G, C_in/G·K)
-        if flip is None and dx is not None:
+        if not route.flip and dx is not None:
             _scatter(dy[n0:n1], w3, g, dx[n0:n1], None)              # reuses the workspace
         return dw
 
-    parts = _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize, step)
-    if flip is not None and dx is not None:                          # dx = W_flip ⋆ dy
-        _transposed_conv(dy, w, g, dx, None, flip)
+    parts = _run_chunks(x.shape[0], x.shape[1] * g.K * g.L, x.itemsize, step, route.threads)
+    if route.flip and dx is not None:                                # dx = W_flip ⋆ dy
+        _transposed_conv(dy, w, g, dx, None, route)
     dw = _sum(parts, w.shape, w.dtype)
     return _unbatch(dx, ctx.unbatched), dw, db
 
@@ -749,17 +723,17 @@ def _unbatch(a: Array | None, unbatched: bool) -> Array | None:
     return a[0] if unbatched and a is not None else a
 
 
-def _transpose_of(y: Array, w: Array, g: _Geometry, shape: tuple[int, ...],
+def _transpose_of(y: Array, w: Array, g: _Geometry, shape: tuple[int, ...], route: Route,
                   bias: Array | None = None) -> Array:
     """The transposed convolution of the y side (+ b): conv's input gradient and
     conv_transpose's forward. By the shifted GEMM or (im2col route) the flipped-kernel
-    correlation or GEMM + col2im, whichever :func:`_use_shifted` and :func:`_flipped` pick.
+    correlation or GEMM + col2im, as ``route`` (:func:`choose_route`) says.
     Shapes: y (N, Cy, *O) -> x side ``shape`` (N, Cx, *S)."""
-    if _use_shifted(g, shape[1], y.shape[1], correlate=False):
+    if route.shifted:
         gr = _grid(g, shape[0])
         return _shifted_transpose(_y_to_grid(y, g, gr), w, g, gr, shape[0], bias)
     x = np.zeros(shape, y.dtype)
-    _transposed_conv(y, w, g, x, bias, _flipped(w, g, y.shape[1], shape[1]))
+    _transposed_conv(y, w, g, x, bias, route)
     return x
 
 
@@ -788,37 +762,6 @@ class ConvTransposeCtx(NamedTuple):
     unbatched: bool
 
 
-def check_conv_transpose(fn: str, n: int, input: Any, weight: Any, bias: Any, stride: Any,
-                         padding: Any, output_padding: Any, groups: Any, dilation: Any
-                         ) -> tuple[Array, _Geometry, bool]:
-    """Validate a transposed-convolution call (torch's rules) and work out the windows of the
-    convolution it transposes (whose x side is our output). Returns ``(x, geometry,
-    unbatched)``."""
-    a = _check_common(fn, n, input, weight, bias, stride, dilation, groups)
-    x, s, d, G = a.x, a.stride, a.dilation, a.groups
-    if isinstance(padding, str):
-        raise TypeError(f"{fn}(): parameter 'padding' must be an int or a tuple of ints "
-                        f"(transposed convolutions take no 'same'/'valid'), got {padding!r}")
-    p = _tuple(fn, "padding", padding, n, 0)
-    op = _tuple(fn, "output_padding", output_padding, n, 0)
-    for oi, si, di in zip(op, s, d):
-        if not (oi < si or oi < di):
-            raise ValueError(f"{fn}(): parameter 'output_padding' {op} must be smaller than "
-                             f"either stride {s} or dilation {d} in every dimension")
-    if weight.shape[0] != x.shape[1]:
-        raise ValueError(f"{fn}(): parameter 'weight' has {weight.shape[0]} input channels "
-                         f"(dimension 0 of {weight.shape}) but 'input' has {x.shape[1]}")
-    _check_bias(fn, bias, weight.shape[1] * G)
-    k, S = weight.shape[2:], x.shape[2:]
-    out = tuple((si - 1) * st - 2 * pi + di * (ki - 1) + oi + 1
-                for si, st, pi, di, ki, oi in zip(S, s, p, d, k, op))
-    if any(o < 1 for o in out) or any(si < 1 for si in S):
-        raise ValueError(f"{fn}(): parameter 'padding' {p} leaves an output size {out} "
-                         f"for input size {S}; it must be at least 1")
-    g = _geometry(G, k, s, d, tuple((pi, pi) for pi in p), out, S)  # x side = our output
-    return x, g, a.unbatched
-
-
 def conv_transpose_forward(input: Array, weight: Array, bias: Array | None = None,
                            stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
                            groups: int = 1, dilation: Any = 1, *, _n: int = 2,
@@ -840,7 +783,9 @@ def conv_transpose_forward(input: Array, weight: Array, bias: Array | None = Non
                                            output_padding, groups, dilation)
     xc = np.ascontiguousarray(x)
     c_out = weight.shape[1] * g.groups
-    y = _transpose_of(xc, weight, g, (xc.shape[0], c_out) + g.size, bias)  # (N, C_out, *O)
+    route = choose_route(g, c_out, xc.shape[1], xc.shape[0], xc.itemsize, "transpose")
+    y = _transpose_of(xc, weight, g, (xc.shape[0], c_out) + g.size, route,
+                      bias)                                          # (N, C_out, *O)
     ctx = ConvTransposeCtx(xc, weight, g, bias is not None, unbatched)
     return (y[0] if unbatched else y), ctx
 
@@ -859,7 +804,8 @@ def conv_transpose_backward(ctx: ConvTransposeCtx, dy: Array
     x, w, g = ctx.x, ctx.weight, ctx.geom
     dy = dy[None] if ctx.unbatched else dy                           # (N, C_out, *O)
     db = _bias_grad(dy) if ctx.has_bias else None                    # (C_out,)
-    if _use_shifted(g, dy.shape[1], x.shape[1], correlate=True):     # dy is the x side
+    route = choose_route(g, dy.shape[1], x.shape[1], x.shape[0], x.itemsize, "correlate")
+    if route.shifted:                                                # dy is the x side
         dx, dyg, gr = _shifted_correlate(dy, w, g, None)             # dx = W ⋆ dy
         dw = _shifted_weight_grad(_y_to_grid(x, g, gr), dyg, g, gr, w.shape)
         return _unbatch(dx, ctx.unbatched), dw, db
@@ -870,165 +816,9 @@ def conv_transpose_backward(ctx: ConvTransposeCtx, dy: Array
         cols4 = _correlate(dy[n0:n1], w3, g, dx[n0:n1], None)        # dx = W ⋆ dy
         return _weight_grad(x[n0:n1], cols4)                         # (G, C_in/G, C_out/G·K)
 
-    parts = _run_chunks(x.shape[0], dy.shape[1] * g.K * g.L, x.itemsize, step)
+    parts = _run_chunks(x.shape[0], dy.shape[1] * g.K * g.L, x.itemsize, step, route.threads)
     dw = _sum(parts, w.shape, w.dtype)
     return _unbatch(dx, ctx.unbatched), dw, db
-
-
-# ---------------------------------------------------------------------------------------------
-# pad: the padding modes of Conv*d modules ('zeros' is the convolution's own padding)
-# ---------------------------------------------------------------------------------------------
-class PadCtx(NamedTuple):
-    shape: tuple[int, ...]        # the input's shape
-    axes: tuple                   # per padded axis: (axis, lo, hi, index map or None)
-    mode: str
-
-
-def _pad_index(mode: str, size: int, lo: int, hi: int) -> Array:
-    """For every output position j along one axis, the input index it copies (p = j − lo)."""
-    p = np.arange(-lo, size + hi)
-    if mode == "reflect":                                    # … x2 x1 | x0 x1 x2 … | x1 …
-        p = np.abs(p)
-        return np.where(p >= size, 2 * (size - 1) - p, p)
-    if mode == "replicate":                                  # x0 x0 | x0 x1 … | xL xL
-        return np.clip(p, 0, size - 1)
-    c0, c1 = max(0, -lo), size - max(0, -hi)                 # circular: crop first (torch),
-    return c0 + (np.arange(-max(lo, 0), c1 - c0 + max(hi, 0)) % (c1 - c0))  # then wrap
-
-
-def _check_pad(fn: str, x: Array, pad: Any, mode: str, value: Any) -> tuple[int, ...]:
-    check_array(fn, "input", x)
-    if mode not in ("constant", "reflect", "replicate", "circular"):
-        raise ValueError(f"{fn}(): parameter 'mode' must be one of 'constant', 'reflect', "
-                         f"'replicate', 'circular', got {mode!r}")
-    if not isinstance(pad, (list, tuple)) or len(pad) % 2:
-        raise ValueError(f"{fn}(): parameter 'pad' must be a sequence of (left, right) pairs "
-                         f"(an even number of ints), got {pad!r}")
-    pad = tuple(check_int(fn, "pad", v) for v in pad)
-    d = len(pad) // 2
-    if d > x.ndim:
-        raise ValueError(f"{fn}(): parameter 'pad' pads {d} dimensions but 'input' has only "
-                         f"{x.ndim}")
-    if mode == "constant":
-        if value is not None:
-            check_float_like(fn, value)
-        # torch crops (negative entries) before it pads, so the crops alone must fit
-        sizes = [x.shape[x.ndim - 1 - i] + min(pad[2 * i], 0) + min(pad[2 * i + 1], 0)
-                 for i in range(d)]
-        if any(v < 0 for v in sizes):
-            raise ValueError(f"{fn}(): parameter 'pad' {pad} crops more than the input "
-                             f"{x.shape} has")
-        return pad
-    if value is not None and value != 0:
-        raise ValueError(f"{fn}(): parameter 'value' is only used by mode='constant', got "
-                         f"{value!r} with mode={mode!r}")
-    if d not in (1, 2, 3) or x.ndim not in (d + 1, d + 2):
-        raise ValueError(f"{fn}(): parameter 'pad' of length {len(pad)} with mode={mode!r} "
-                         f"needs a {d + 1}-d or {d + 2}-d input (torch's rule), got "
-                         f"shape {x.shape}")
-    if any(s == 0 for s in x.shape[x.ndim - d - 1:]):
-        raise ValueError(f"{fn}(): parameter 'input' {x.shape} must be non-empty in every "
-                         f"dimension except the batch for mode={mode!r}")
-    for i in range(d):
-        size, lo, hi = x.shape[x.ndim - 1 - i], pad[2 * i], pad[2 * i + 1]
-        if size + lo + hi < 1:                               # torch: "input is too small"
-            raise ValueError(f"{fn}(): parameter 'pad' ({lo}, {hi}) leaves no output of the "
-                             f"input's size {size} for mode={mode!r}")
-        if mode == "reflect" and max(lo, hi) >= size:
-            raise ValueError(f"{fn}(): parameter 'pad' ({lo}, {hi}) must be smaller than the "
-                             f"input's size {size} for mode='reflect'")
-        kept = size - max(0, -lo) - max(0, -hi)
-        if mode == "circular" and max(lo, hi, 1) > kept:
-            raise ValueError(f"{fn}(): parameter 'pad' ({lo}, {hi}) must not exceed the "
-                             f"(cropped) input size {kept} for mode='circular' (it wraps at "
-                             f"most once)")
-    return pad
-
-
-def check_float_like(fn: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{fn}(): parameter 'value' must be a number, got {value!r}")
-
-
-def pad_forward(input: Array, pad: Sequence[int], mode: str = "constant",
-                value: float | None = None) -> tuple[Array, PadCtx]:
-    """y = x extended (or cropped, for negative entries) along its last ``len(pad)/2`` dims.
-
-    ``pad = (lo_last, hi_last, lo_second_last, hi_second_last, ...)`` as torch. Along one axis
-    output position j copies input index p = j − lo, brought into range by the mode:
-    'constant' (``value``, default 0), 'reflect' (−p; 2(S−1) − p), 'replicate' (clamp),
-    'circular' (p mod S).
-
-    Shapes:  x (*, S_d, …, S_1) -> y (*, S_d + lo_d + hi_d, …). 'reflect', 'replicate' and
-             'circular' take a (d+1)- or (d+2)-dim input for d padded dims (d ≤ 3), as torch.
-    Saves:   the index map of each padded axis (the input itself is not needed).
-    Torch:   torch.nn.functional.pad
-    """
-    fn = "pad"
-    pad = _check_pad(fn, input, pad, mode, value)
-    axes = []
-    y = input
-    for i in range(len(pad) // 2):
-        ax, lo, hi = input.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]
-        size = input.shape[ax]
-        if mode == "constant":
-            axes.append((ax, lo, hi, None))
-            continue
-        idx = _pad_index(mode, size, lo, hi)
-        y = np.take(y, idx, axis=ax)                          # (…, S + lo + hi, …)
-        axes.append((ax, lo, hi, idx))
-    if mode == "constant":
-        shape = list(input.shape)
-        for ax, lo, hi, _ in axes:
-            shape[ax] += lo + hi
-        y = np.full(shape, 0.0 if value is None else float(value), input.dtype)
-        y[_crop(input.ndim, axes, "dst")] = input[_crop(input.ndim, axes, "src")]
-    elif y is input:
-        y = input.copy()
-    return y, PadCtx(input.shape, tuple(axes), mode)
-
-
-def _crop(ndim: int, axes: Sequence, side: str) -> tuple[slice, ...]:
-    """The slices matching input ('src') and output ('dst') for constant padding/cropping."""
-    sl = [slice(None)] * ndim
-    for ax, lo, hi, _ in axes:
-        if side == "src":
-            sl[ax] = slice(max(0, -lo), None if hi >= 0 else hi)
-        else:
-            sl[ax] = slice(max(0, lo), None if hi <= 0 else -hi)
-    return tuple(sl)
-
-
-def pad_backward(ctx: PadCtx, dy: Array) -> Array:
-    """dx[p] = Σ_{j : index(j) = p} dy[j] along each padded axis (the last one first).
-
-    constant: dx = dy cropped back (padding receives no gradient). Other modes: the part of dy
-    that copies x unchanged goes straight back; each border position j (a loop over the few
-    padding positions, whole slabs at a time) adds dy[j] into the element it copied.
-    """
-    if ctx.mode == "constant":
-        dx = np.zeros(ctx.shape, dy.dtype)
-        dx[_crop(dy.ndim, ctx.axes, "src")] = dy[_crop(dy.ndim, ctx.axes, "dst")]
-        return dx
-    g = dy
-    for ax, lo, hi, idx in reversed(ctx.axes):
-        size = ctx.shape[ax]
-        shape = list(g.shape)
-        shape[ax] = size
-        dx = np.zeros(shape, dy.dtype)
-        j0, j1 = max(0, lo), min(len(idx), lo + size)         # positions copying x[j − lo]
-        at = [slice(None)] * g.ndim
-        src = list(at)
-        at[ax], src[ax] = slice(j0 - lo, j1 - lo), slice(j0, j1)
-        dx[tuple(at)] = g[tuple(src)]
-        for j in (*range(0, j0), *range(j1, len(idx))):        # the border positions
-            at[ax], src[ax] = int(idx[j]), j
-            dx[tuple(at)] += g[tuple(src)]
-        g = dx
-    return g
-
-
-pad = defop(pad_forward, pad_backward)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The performance machinery the fast engines share — and nothing else imports.
+"""The performance machinery the fast engines (and the in-place optimizers) share — and nothing
+else imports.
 
 ``scratchnn.functional``'s engines are the fast editions of the ops; what makes them fast but
 is not the op's mathematics lives here, off the contract floor:
@@ -9,6 +10,22 @@ is not the op's mathematics lives here, off the contract floor:
 * :mod:`~scratchnn.perf.phases` — faster ways to read windows: offset slices clipped to the
   unpadded input, and the stride-phase layout in which every kernel offset is one contiguous run;
 * :mod:`~scratchnn.perf.bitwise` — ``mask_select``: ``np.where(mask, dy, 0)`` on the bits;
+* :mod:`~scratchnn.perf.workspace` — the convolution engine's per-thread column buffers
+  (``workspace``) and its batch chunks, on the calling thread or the shared pool (``run_chunks``);
+* :mod:`~scratchnn.perf.inplace` — the optimizers' in-place primitives (``add_``, ``mul_``,
+  ``addcmul_``, ``addcdiv_``, ``lerp_`` in torch's order of operations) and ``blocked``: an
+  elementwise update run one cache-sized block at a time (Adadelta);
+* :mod:`~scratchnn.perf.polyphase` — max/min pooling's ``Polyphase`` copy of the padded input
+  (every kernel offset one flat run, the layout cached per geometry) and ``running_extreme``
+  (the running max/min and its winner kept by integer arithmetic);
+* :mod:`~scratchnn.perf.separable` — average pooling's window sums one dimension at a time
+  (``box_sum``, its adjoint ``box_spread``), flat runs along the last dimension, plane blocks;
+* :mod:`~scratchnn.perf.blocks` — the activations' blocked passes: σ and its backward block by
+  block on thread-local scratch (``sigmoid_into``, ``sigmoid_grad_into``), max(x, 0) against a
+  cached zero row (``maximum_zero_rows``), log_softmax's row blocks (``as_rows``, ``row_blocks``);
+* :mod:`~scratchnn.perf.sequence` — the recurrent engine's time-loop helpers: ``sigmoid_``
+  (σ in place, the textbook's ½ tanh(a/2) + ½) and ``transposed_copy`` (Wᵀ contiguous, copied
+  in cache-sized tiles, for the per-step GEMM);
 
 Import rules (``tests/test_layout.py`` checks them): the contract layer (``autodiff``,
 ``_validate``, ``window``, ``gradcheck``, ``random``) imports nothing above it; the textbook
