@@ -63,7 +63,7 @@ TARGET_NOTE = ("Targets are for float32 forward+backward against torch CPU at th
 # -- availability ----------------------------------------------------------------------------
 
 _MODULES = {"F": "scratchnn.functional", "nn": "scratchnn.nn",
-            "naive": "scratchnn.functional.conv_naive", "train": "benchmarks.train"}
+            "naive": "scratchnn.textbook", "train": "benchmarks.train"}
 
 
 def _resolve(req: str) -> Any:
@@ -167,7 +167,7 @@ def _op_case(name: str, op: str, family: str, shape: str, make_args: Callable,
     """A case for one functional op ``F.<op>`` against ``torch.nn.functional.<op>``.
 
     ``make_args(rng, dtype)`` returns the positional arguments; ``naive`` names the loop
-    version in ``scratchnn.functional.conv_naive`` to time as well.
+    version in ``scratchnn.textbook`` (the by-pixel ``*_loops`` editions) to time as well.
     """
     kwargs = kwargs or {}
     requires = (f"F.{op}",) + ((f"naive.{naive}",) if naive else ())
@@ -353,7 +353,7 @@ for _op_name, (_xc, _bc), _formula, _q in (("conv2d", (0, 1), _CONV_FORMULA, Tru
             _randn(rng, (_NN, _NC[_xc], _NH, _NH), dt),
             _randn(rng, (_NC[1], _NC[0], 3, 3), dt),
             _randn(rng, (_NC[_bc],), dt)),
-        {"padding": 1}, naive=f"{_op_name}_naive", flops_fwd=_nfl, flops_fwdbwd=3 * _nfl,
+        {"padding": 1}, naive=f"{_op_name}_loops", flops_fwd=_nfl, flops_fwdbwd=3 * _nfl,
         flop_formula=_formula, quick=_q, aliases=("naive",),
         notes="the naive column is the loop version; no target (a teaching comparison)"))
 
@@ -505,6 +505,24 @@ _add(Case("ConvNet training step", "convnet", "train",
           target=1.5, quick=True, aliases=("train",),
           notes="fwd = the model's forward in training mode; fwd+bwd = one whole training step "
                 "(zero_grad, forward, loss, backward, optimizer step) — the per-epoch ratio"))
+
+
+# normalization: batch norm over (N, H, W) per channel, layer norm over the last axis
+_BN_SHAPE, _LN_SHAPE = (32, 64, 32, 32), (4096, 768)
+_add(_op_case(
+    "batch_norm 2d", "batch_norm", "normalization",
+    "x (32, 64, 32, 32) = 2.1M elements, γ, β (64,), training=True (batch statistics)",
+    lambda rng, dt: (_randn(rng, _BN_SHAPE, dt), None, None, _randn(rng, (64,), dt),
+                     _randn(rng, (64,), dt)), {"training": True},
+    target=2.0, aliases=("batchnorm", "bn"),
+    notes="no running statistics (an O(C) update either way); memory-bound: no FLOPs counted"))
+_add(_op_case(
+    "layer_norm 768", "layer_norm", "normalization",
+    "x (4096, 768) = 3.1M elements, normalized_shape (768,), γ, β (768,)",
+    lambda rng, dt: (_randn(rng, _LN_SHAPE, dt), (768,), _randn(rng, (768,), dt),
+                     _randn(rng, (768,), dt)),
+    target=2.0, aliases=("layernorm", "ln"),
+    notes="memory-bound: no FLOPs counted"))
 
 
 def select(ops: list[str] | None, quick: bool) -> list[Case]:

@@ -1,6 +1,7 @@
 """The chapter's ConvNet, trained by hand in scratchnn and — step for step — in torch.
 
-    python -m benchmarks.train [--data digits|fashion-mnist|DIR] [--epochs N]
+    python -m benchmarks.train [--model convnet|convnet-bn]
+                               [--data digits|fashion-mnist|DIR] [--epochs N]
                                [--dtype float32|float64] [--compare-torch] [--json PATH]
                                [--plot PATH] [--seed S] [--batch-size 32] [--lr 0.5]
                                [--limit N] [--threads N] [--interleave N]
@@ -11,7 +12,16 @@ The network (the chapter's, NCHW, ``H×W`` the image size)::
     → Flatten → Linear(32·⌊(H−4)/2⌋·⌊(W−4)/2⌋, 64) → ReLU → dropout(0.25) → Linear(64, 10)
     → LogSoftmax(dim=1)
 
-trained with NLL loss and Adadelta(lr=0.5) on batches of 32 (4608 → 64 on 28×28 MNIST-format
+``--model convnet-bn`` puts a ``BatchNorm2d`` after each convolution (before its ReLU)::
+
+    Conv2d(1, 16, 3, 1) → BatchNorm2d(16) → ReLU → Conv2d(16, 32, 3, 1) → BatchNorm2d(32) → ReLU
+    → MaxPool2d(2) → Dropout2d(0.10) → … (as above)
+
+trained the same way; its running statistics (and ``num_batches_tracked``) are part of the
+state_dict that torch's twin loads, the comparison checks them after training, and the test
+evaluation runs in eval mode, normalising with them.
+
+Both are trained with NLL loss and Adadelta(lr=0.5) on batches of 32 (4608 → 64 on 28×28 MNIST-format
 images, 128 → 64 on the 8×8 digits). Dropout follows *today's* torch semantics: ``Dropout2d``
 sits on the 4-D pooled maps and zeroes whole channels (a keep mask of shape (N, 32, 1, 1)); the
 2-D hidden activations get element-wise ``dropout`` (mask (N, 64)) — the chapter applied
@@ -45,10 +55,12 @@ A train step is: zero the grads, forward (in train mode, masks injected), NLL lo
 backward through the whole network, one optimizer step; it returns the loss before the step.
 :func:`evaluate` / :func:`torch_evaluate` give (mean test NLL, accuracy in percent).
 
-``--json PATH`` writes ``{"dataset", "epochs", "steps", "loss_scratchnn": [per step],
+``--json PATH`` writes ``{"model", "dataset", "epochs", "steps", "loss_scratchnn": [per step],
 "loss_torch": [per step or null], "test_accuracy_scratchnn", "test_accuracy_torch"`` (percent,
 after the last epoch), ``"seconds_scratchnn", "seconds_torch"`` (training time only, all
 epochs), plus per-epoch test losses/accuracies, the largest per-step relative loss difference,
+(``convnet-bn`` with ``--compare-torch``: ``"running_stats_max_rel_diff"``, the largest relative
+difference of the BatchNorm running statistics after training),
 the time ratio, threads, versions and the settings. ``--plot PATH`` writes a PNG of both loss
 curves (a running mean on long runs), their per-step relative difference and the per-epoch test
 accuracies. ``--no-progress`` hides the tqdm bar.
@@ -79,11 +91,12 @@ except ImportError:          # pragma: no cover
 __all__ = ["P_DROPOUT2D", "P_DROPOUT", "Masks", "draw_masks", "build_scratchnn_convnet",
            "build_torch_convnet", "make_scratchnn_optimizer", "make_torch_optimizer",
            "scratchnn_train_step", "torch_train_step", "evaluate", "torch_evaluate",
-           "load_data", "train", "main"]
+           "load_data", "train", "main", "MODELS", "dropout_indices"]
 
 P_DROPOUT2D = 0.10          # after the max-pool, whole channels
 P_DROPOUT = 0.25            # on the 64 hidden units, element-wise
-DROP2D_INDEX, DROP_INDEX = 5, 9     # positions of the two dropouts in the Sequential
+DROP2D_INDEX, DROP_INDEX = 5, 9     # positions of the two dropouts in the plain ConvNet
+MODELS = ("convnet", "convnet-bn")  # --model: the chapter's ConvNet, and with BatchNorm2d
 
 
 class Masks(NamedTuple):
@@ -130,21 +143,35 @@ def _flat_features(in_hw: tuple[int, int]) -> int:
 
 
 # -- scratchnn ----------------------------------------------------------------------------------
-def build_scratchnn_convnet(dtype=np.float32, seed: int = 0, in_hw: tuple[int, int] = (28, 28)
-                            ) -> nn.Sequential:
+def build_scratchnn_convnet(dtype=np.float32, seed: int = 0, in_hw: tuple[int, int] = (28, 28),
+                            batch_norm: bool = False) -> nn.Sequential:
     """The chapter's ConvNet as a scratchnn ``Sequential`` with torch's default initialisation,
     drawn from ``scratchnn.manual_seed(seed)``; parameters in ``dtype``.
 
     state_dict keys: ``0.weight/bias`` (conv1), ``2.*`` (conv2), ``7.*`` (fc1), ``10.*`` (fc2) —
-    the same as :func:`build_torch_convnet`'s.
+    the same as :func:`build_torch_convnet`'s. ``batch_norm=True`` (``--model convnet-bn``):
+    a ``BatchNorm2d`` after each convolution, keys ``0`` conv1, ``1`` bn1, ``3`` conv2, ``4``
+    bn2 (weight, bias, running_mean, running_var, num_batches_tracked), ``9`` fc1, ``12`` fc2.
     """
     snn.manual_seed(seed)
+    bn = (lambda c: [nn.BatchNorm2d(c)]) if batch_norm else (lambda c: [])
     model = nn.Sequential(
-        nn.Conv2d(1, 16, 3, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 1), nn.ReLU(),
+        nn.Conv2d(1, 16, 3, 1), *bn(16), nn.ReLU(), nn.Conv2d(16, 32, 3, 1), *bn(32), nn.ReLU(),
         nn.MaxPool2d(2), nn.Dropout2d(P_DROPOUT2D), nn.Flatten(),
         nn.Linear(_flat_features(in_hw), 64), nn.ReLU(), nn.Dropout(P_DROPOUT),
         nn.Linear(64, 10), nn.LogSoftmax(dim=1))
     return model.to(np.dtype(dtype))
+
+
+def dropout_indices(model) -> tuple[int, int]:
+    """Positions of the (channel, hidden) dropout layers in either model, scratchnn's or
+    torch's (5, 9 in the plain ConvNet; 7, 11 with BatchNorm)."""
+    kinds = (nn.Dropout2d, nn.Dropout) + ((TorchMaskedDropout,) if torch is not None else ())
+    found = tuple(i for i, m in enumerate(model) if isinstance(m, kinds))
+    if len(found) != 2:
+        raise ValueError(f"dropout_indices(): parameter 'model' must hold the ConvNet's two "
+                         f"dropout layers, found {len(found)}")
+    return found
 
 
 def make_scratchnn_optimizer(model: nn.Module, lr: float = 0.5):
@@ -154,8 +181,9 @@ def make_scratchnn_optimizer(model: nn.Module, lr: float = 0.5):
 
 def _set_scratchnn_masks(model: nn.Sequential, masks: Masks | None) -> None:
     """Make the two dropout layers draw this step's masks (None: the default generator)."""
-    model[DROP2D_INDEX].generator = None if masks is None else _replay(masks.states[0])
-    model[DROP_INDEX].generator = None if masks is None else _replay(masks.states[1])
+    i2d, i1d = dropout_indices(model)
+    model[i2d].generator = None if masks is None else _replay(masks.states[0])
+    model[i1d].generator = None if masks is None else _replay(masks.states[1])
 
 
 def scratchnn_train_step(model: nn.Sequential, optimizer, x: np.ndarray, y: np.ndarray,
@@ -216,20 +244,24 @@ def build_torch_convnet(source: nn.Module | dict, in_hw: tuple[int, int] | None 
                         dtype=None):
     """The same network in torch, with dropout masks injected instead of drawn.
 
-    ``source`` is a scratchnn ConvNet (or its state_dict): its weights are copied in (so both
-    start identical), and the dtype follows them unless ``dtype`` is given. The two dropout
-    layers are :class:`TorchMaskedDropout` modules: before each forward, ``model[5].mask`` and
-    ``model[9].mask`` are set to the step's keep-masks (``torch_train_step`` does it).
+    ``source`` is a scratchnn ConvNet (or its state_dict), plain or with BatchNorm (told by
+    its keys): its weights — and running statistics — are copied in (so both start identical),
+    and the dtype follows them unless ``dtype`` is given. The two dropout layers are
+    :class:`TorchMaskedDropout` modules: before each forward, their ``mask`` (``model[5]`` and
+    ``model[9]`` in the plain ConvNet, see :func:`dropout_indices`) is set to the step's
+    keep-masks (``torch_train_step`` does it).
     """
     tnn = _torch().nn
     sd = source.state_dict() if isinstance(source, nn.Module) else dict(source)
-    w1 = np.asarray(sd["7.weight"])
+    batch_norm = "1.running_mean" in sd
+    w1 = np.asarray(sd["9.weight" if batch_norm else "7.weight"])
     if in_hw is not None and w1.shape[1] != _flat_features(in_hw):
         raise ValueError(f"build_torch_convnet(): 'in_hw' {in_hw} does not match the source's "
                          f"fc1 with {w1.shape[1]} inputs")
+    bn = (lambda c: [tnn.BatchNorm2d(c)]) if batch_norm else (lambda c: [])
     model = tnn.Sequential(
-        tnn.Conv2d(1, 16, 3, 1), tnn.ReLU(), tnn.Conv2d(16, 32, 3, 1), tnn.ReLU(),
-        tnn.MaxPool2d(2), TorchMaskedDropout(P_DROPOUT2D), tnn.Flatten(),
+        tnn.Conv2d(1, 16, 3, 1), *bn(16), tnn.ReLU(), tnn.Conv2d(16, 32, 3, 1), *bn(32),
+        tnn.ReLU(), tnn.MaxPool2d(2), TorchMaskedDropout(P_DROPOUT2D), tnn.Flatten(),
         tnn.Linear(w1.shape[1], 64), tnn.ReLU(), TorchMaskedDropout(P_DROPOUT),
         tnn.Linear(64, 10), tnn.LogSoftmax(dim=1))
     tdtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[
@@ -266,11 +298,12 @@ def make_torch_optimizer(model, lr: float = 0.5):
 
 def _set_torch_masks(model, masks: Masks | None, device: Any = "cpu") -> None:
     """Give the torch model's two dropout layers this step's masks (None: draw their own)."""
+    i2d, i1d = dropout_indices(model)
     if masks is not None:                    # on x's device (a no-op copy on the CPU)
-        model[DROP2D_INDEX].mask = torch.from_numpy(masks.channel).to(device)
-        model[DROP_INDEX].mask = torch.from_numpy(masks.hidden).to(device)
+        model[i2d].mask = torch.from_numpy(masks.channel).to(device)
+        model[i1d].mask = torch.from_numpy(masks.hidden).to(device)
     else:
-        model[DROP2D_INDEX].mask = model[DROP_INDEX].mask = None
+        model[i2d].mask = model[i1d].mask = None
 
 
 def torch_train_step(model, optimizer, x, y, masks: Masks | None = None) -> float:
@@ -381,11 +414,16 @@ def _timed_steps(step: Any, batches: list, bar: Any, label: str,
 def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch: bool = False,
           seed: int = 0, batch_size: int = 32, lr: float = 0.5, limit: int | None = None,
           threads: int | None = None, progress: bool = True, log=print,
-          interleave: int = INTERLEAVE) -> dict:
+          interleave: int = INTERLEAVE, model: str = "convnet") -> dict:
     """Train (and optionally compare); returns the result dict that ``--json`` writes.
 
     ``interleave``: with ``compare_torch``, the two sides take turns every ``interleave`` steps
-    (0: a whole epoch each), with a pause at every switch (see :data:`INTERLEAVE`)."""
+    (0: a whole epoch each), with a pause at every switch (see :data:`INTERLEAVE`).
+    ``model``: one of :data:`MODELS` (``"convnet-bn"``: BatchNorm2d after each convolution)."""
+    if model not in MODELS:
+        raise ValueError(f"train(): parameter 'model' must be one of {list(MODELS)}, "
+                         f"got {model!r}")
+    model_name = model
     dtype = np.dtype(dtype)
     ds = load_data(data, dtype)
     in_hw = ds.x_train.shape[2:]
@@ -393,7 +431,7 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
     mask_rng = np.random.default_rng([seed, 1])
     steps_per_epoch = len(loader) if limit is None else min(limit, len(loader))
     res: dict[str, Any] = {
-        "dataset": ds.name, "epochs": epochs, "steps": epochs * steps_per_epoch,
+        "model": model_name, "dataset": ds.name, "epochs": epochs, "steps": epochs * steps_per_epoch,
         "dtype": dtype.name, "seed": seed, "batch_size": batch_size, "lr": lr, "limit": limit,
         "interleave": interleave if compare_torch else None,
         "train_size": len(ds.x_train), "test_size": len(ds.x_test), "image_hw": list(in_hw),
@@ -406,13 +444,13 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
     }
     with _Threads(threads, compare_torch) as n_threads:
         res["threads"] = n_threads
-        model = build_scratchnn_convnet(dtype, seed, in_hw)
+        model = build_scratchnn_convnet(dtype, seed, in_hw, model_name == "convnet-bn")
         opt = make_scratchnn_optimizer(model, lr)
         if compare_torch:
             _torch()
             tmodel = build_torch_convnet(model)
             topt = make_torch_optimizer(tmodel, lr)
-        log(f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images {in_hw[0]}×"
+        log(f"{model_name} on {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test images {in_hw[0]}×"
             f"{in_hw[1]}, {dtype.name}, batch {batch_size}, Adadelta(lr={lr}), "
             f"{steps_per_epoch} steps/epoch, {n_threads} thread(s)"
             + (", compared with torch step for step" if compare_torch else ""))
@@ -475,6 +513,13 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
         res["time_ratio"] = res["seconds_scratchnn"] / res["seconds_torch"]
         res["accuracy_diff_points"] = res["test_accuracy_scratchnn"] - res["test_accuracy_torch"]
         res["torch_version"] = torch.__version__
+        if model_name == "convnet-bn":             # the BatchNorm running statistics too
+            tsd = tmodel.state_dict()
+            res["running_stats_max_rel_diff"] = max(
+                float(np.max(np.abs(v - tsd[k].numpy()) / np.maximum(np.abs(tsd[k].numpy()),
+                                                                    1e-12)))
+                for k, v in model.state_dict().items() if "running_" in k)
+            res["num_batches_tracked"] = int(model.state_dict()["1.num_batches_tracked"])
     res["numpy_version"] = np.__version__
     res["python"] = platform.python_version()
     res["machine"] = platform.machine()
@@ -491,6 +536,9 @@ def summary(res: dict) -> str:
               f"\nlargest per-step relative loss difference: {res['max_rel_loss_diff']:.3g} "
               f"(step {res['max_rel_loss_diff_step']}); time ratio scratchnn/torch "
               f"{res['time_ratio']:.2f}× at {res['threads']} thread(s)")
+        if "running_stats_max_rel_diff" in res:
+            s += (f"\nBatchNorm running statistics after {res['num_batches_tracked']} steps: "
+                  f"largest relative difference {res['running_stats_max_rel_diff']:.3g}")
     return s
 
 
@@ -552,6 +600,9 @@ def plot(res: dict, path: str | os.PathLike) -> None:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=MODELS, default="convnet",
+                    help="convnet (default; the chapter's) or convnet-bn (BatchNorm2d after "
+                         "each convolution)")
     ap.add_argument("--data", default="digits",
                     help="digits (default; scikit-learn's 8×8), fashion-mnist (Debian's "
                          "dataset-fashion-mnist) or a directory of MNIST-format IDX files")
@@ -584,7 +635,7 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--interleave must be >= 0, got {args.interleave}")
     res = train(args.data, args.epochs, args.dtype, args.compare_torch, args.seed,
                 args.batch_size, args.lr, args.limit, args.threads, not args.no_progress,
-                interleave=args.interleave)
+                interleave=args.interleave, model=args.model)
     print(summary(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n")

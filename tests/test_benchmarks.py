@@ -111,3 +111,21 @@ def test_scaling_reports_every_size_and_refuses_bad_arguments(tmp_path, capsys):
     for bad in (["--sizes", "a,b"], ["--sizes", "0"], ["--threads", "0"]):
         with pytest.raises(SystemExit):
             scaling_main(bad)
+
+
+def test_normalization_cases_are_listed_and_build():
+    """batch_norm 2d (32, 64, 32×32) and layer_norm (4096×768): selectable by op, family and
+    alias, target ≤ 2× torch, their ops present; each side's forward+backward runs (on the
+    real shapes: a single call each, no timing)."""
+    import numpy as np
+    cases = bench_cases.select(["normalization"], quick=False)
+    assert {c.name for c in cases} == {"batch_norm 2d", "layer_norm 768"}
+    for c in cases:
+        assert c.target == 2.0 and not bench_cases.missing_requirements(c)
+        assert bench_cases.select([c.op], quick=False) == [c]
+        sides = c.build(np.dtype(np.float32), False)
+        assert set(sides) == {"scratchnn", "torch"}
+        for side, (fwd, fwdbwd) in sides.items():
+            fwd()
+            grads = fwdbwd()
+            assert len([g for g in grads if g is not None]) == 3, (c.name, side)

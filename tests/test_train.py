@@ -168,3 +168,64 @@ def test_threads_pin_every_pool_and_restore():
         assert n == 1 and torch.get_num_threads() == 1 and conv._THREADS == 1
         assert all(d["num_threads"] == 1 for d in threadpool_info() if d["user_api"] == "blas")
     assert (torch.get_num_threads(), conv._THREADS) == before
+
+
+# -- the ConvNet with BatchNorm2d (--model convnet-bn) -------------------------------------------
+@pytest.mark.parametrize("route", ["default", "row blocks, 2 threads"])
+def test_convnet_bn_parity_with_torch_running_stats_and_eval(digits64, route, monkeypatch):
+    """float64, 12 steps: every loss within 1e-9 of torch's, the running statistics too, and the
+    eval-mode test loss (normalised by the running statistics) equal — on digits-size maps
+    batch_norm takes its whole-array route; forced, its sample-block route too."""
+    import scratchnn.functional.normalization as FN
+    for key, value in (FN.ROUTES[route] if route != "default" else {}).items():
+        path, attr = key.rsplit(".", 1) if "." in key else (FN.__name__, key)
+        monkeypatch.setattr(__import__("importlib").import_module(path), attr, value)
+    res = T.train("digits", dtype="float64", compare_torch=True, seed=0, limit=12,
+                  model="convnet-bn", **QUIET)
+    a, b = np.array(res["loss_scratchnn"]), np.array(res["loss_torch"])
+    assert res["model"] == "convnet-bn" and len(a) == len(b) == 12
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=0)
+    assert res["running_stats_max_rel_diff"] < 1e-9 and res["num_batches_tracked"] == 12
+    assert res["test_loss_scratchnn"][0] == pytest.approx(res["test_loss_torch"][0], rel=1e-9)
+    assert res["accuracy_diff_points"] == 0
+    assert a[-4:].mean() < a[:4].mean()
+
+
+def test_convnet_bn_layout_state_dict_and_eval_mode(digits64):
+    model = T.build_scratchnn_convnet(np.float64, seed=2, in_hw=(8, 8), batch_norm=True)
+    tmodel = T.build_torch_convnet(model)
+    assert set(model.state_dict()) == set(tmodel.state_dict())
+    assert "4.num_batches_tracked" in model.state_dict() and "9.weight" in model.state_dict()
+    assert T.dropout_indices(model) == T.dropout_indices(tmodel) == (7, 11)
+    assert T.dropout_indices(T.build_scratchnn_convnet(np.float64, in_hw=(8, 8))) == (
+        T.DROP2D_INDEX, T.DROP_INDEX)
+    x, y = digits64.x_train[:32], digits64.y_train[:32]
+    masks = T.draw_masks(np.random.default_rng(0), 32, np.float64)
+    opt, topt = T.make_scratchnn_optimizer(model), T.make_torch_optimizer(tmodel)
+    for _ in range(2):
+        ls = T.scratchnn_train_step(model, opt, x, y, masks)
+        lt = T.torch_train_step(tmodel, topt, torch.from_numpy(x), torch.from_numpy(y), masks)
+        assert ls == pytest.approx(lt, rel=1e-12)
+    for k, v in tmodel.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-10, atol=1e-12)
+    model.eval(), tmodel.eval()                       # eval: the running statistics normalise
+    with torch.no_grad():
+        want = tmodel(torch.from_numpy(digits64.x_test[:40])).numpy()
+    np.testing.assert_allclose(model(digits64.x_test[:40]), want, rtol=1e-10, atol=1e-12)
+    rm = model.state_dict()["1.running_mean"].copy()
+    T.evaluate(model, digits64.x_test, digits64.y_test)
+    np.testing.assert_array_equal(model.state_dict()["1.running_mean"], rm)   # eval: unchanged
+
+
+def test_cli_model_flag(tmp_path, capsys):
+    j = tmp_path / "bn.json"
+    T.main(["--model", "convnet-bn", "--limit", "3", "--compare-torch", "--dtype", "float64",
+            "--json", str(j), "--no-progress"])
+    out = capsys.readouterr().out
+    assert "BatchNorm running statistics after 3 steps" in out
+    r = json.loads(j.read_text())
+    assert r["model"] == "convnet-bn" and r["steps"] == 3 and r["max_rel_loss_diff"] < 1e-9
+    with pytest.raises(SystemExit):
+        T.main(["--model", "resnet", "--no-progress"])
+    with pytest.raises(ValueError, match="model"):
+        T.train("digits", limit=1, model="resnet", **QUIET)

@@ -1,2 +1,349 @@
-"""Normalization (being written)."""
-__all__: list[str] = []
+"""x̂ = (x − μ)/√(σ² + ε), y = γ ⊙ x̂ + β: batch, instance, group, layer and RMS norm.
+
+The textbook twin, ``scratchnn.textbook.normalization``, writes all five norms on one core
+(``normalize_forward`` / ``normalize_backward``, compact backward
+dx = (1/σ)·(dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂))) over each norm's axes. Read it first.
+
+This module is the fast edition of the same core for the norms over the *trailing* axes —
+``layer_norm`` and ``rms_norm`` — where x is seen as rows (M, K) and every statistic is a
+per-row reduction. Written whole-array, the formula makes about a dozen (M, K) temporaries,
+each a pass through memory; here the row sums and dot products are ``np.einsum`` reductions
+(no materialised products), every pass writes into preallocated outputs (``out=``), and the
+passes run block by block (:func:`~scratchnn.perf.blocks.row_blocks`, about
+``_ROW_BLOCK_BYTES`` of rows, in cache) with the row ranges split over threads
+(:func:`~scratchnn.perf.threads.ranges`). Same mathematics, same validation (imported from
+the textbook module, which holds it once). How a call runs is decided in one place,
+:func:`choose_route`; ``ROUTES`` names the settings that force each route.
+
+``batch_norm`` in training has its fast edition too: x seen as (N, C, S), the per-channel
+sums taken one block of samples at a time (partial sums per block, added in a fixed order),
+x − μ written once into x̂ and scaled there in place; its backward is two passes, the channel
+sums Σ dy and Σ dy ⊙ x̂ (dβ and dγ themselves), then dx = (γ/σ)(dy − mean dy − x̂ mean(dy x̂)).
+Eval mode runs the textbook's code. ``instance_norm`` and ``group_norm`` are plain as written,
+so this module re-exports the textbook's own function objects for them
+(``scratchnn.functional.group_norm is scratchnn.textbook.group_norm``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..autodiff import defop
+from ..perf import blocks, threads
+from ..textbook import normalization as textbook
+from ..textbook.normalization import (  # noqa: F401 - re-exported, one function object each
+    AffineNormCtx, check_batch_norm, check_input, check_normalized_shape, check_params,
+    group_norm, group_norm_backward, group_norm_forward, instance_norm, instance_norm_backward,
+    instance_norm_forward, update_running)
+from .._validate import check_array, check_float
+
+Array = np.ndarray
+
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
+           "batch_norm_forward", "batch_norm_backward", "layer_norm_forward",
+           "layer_norm_backward", "group_norm_forward", "group_norm_backward",
+           "instance_norm_forward", "instance_norm_backward", "rms_norm_forward",
+           "rms_norm_backward"]
+
+_ROW_BLOCK_BYTES = 1 << 20           # rows per block: about 1 MiB of each array (in L2)
+_MIN_BLOCKED = 1 << 16               # below this many elements: whole-array passes
+
+# route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
+_SMALL = {"_MIN_BLOCKED": 0, "_ROW_BLOCK_BYTES": 1, "scratchnn.perf.threads.MIN_PARALLEL": 1}
+ROUTES: dict[str, dict[str, object]] = {
+    "whole array": {"_MIN_BLOCKED": 1 << 62},
+    "row blocks, 1 thread": {**_SMALL, "scratchnn.perf.threads._threads": 1},
+    "row blocks, 2 threads": {**_SMALL, "scratchnn.perf.threads._threads": 2},
+}
+
+
+def choose_route(*rows: Array) -> str:
+    """The engine's one route decision, for the rows (M, K) of a layer/RMS norm (the input in
+    the forward; x̂ and dy in the backward) or the input (N, C, *) of a batch norm in training:
+
+    * ``'row blocks'`` — every array C-contiguous, of one dtype and at least ``_MIN_BLOCKED``
+      elements: blocks of about ``_ROW_BLOCK_BYTES`` (rows of a layer norm, whole samples of
+      a batch norm) run the passes of the formula while the block is in cache, the blocks
+      split over threads (:func:`~scratchnn.perf.threads.ranges`; from
+      ``threads.MIN_PARALLEL`` elements on);
+    * ``'whole array'`` — otherwise: each pass over the whole array (batch norm: the
+      textbook's ``batch_norm_forward`` itself, as in eval mode).
+
+    Per-row statistics come out bit-identical either way; sums over rows or samples (dγ, dβ,
+    a batch norm's μ and σ²) are added block by block in a fixed order, so they are
+    bit-identical for any thread count.
+    """
+    if (rows[0].size >= max(_MIN_BLOCKED, 1) and all(r.flags.c_contiguous for r in rows)
+            and len({r.dtype for r in rows}) == 1):
+        return "row blocks"
+    return "whole array"
+
+
+class RowsCtx(NamedTuple):
+    xhat: Array                  # (M, K) normalised rows
+    rstd: Array                  # (M, 1) 1/σ per row
+    weight: Array | None         # γ, or None
+    has_bias: bool
+    center: bool                 # False for RMS norm
+    shape: tuple[int, ...]       # γ's own shape (normalized_shape)
+
+
+def _rows(x: Array, shape: tuple[int, ...]) -> Array:
+    """x as rows (M, K): K = prod(normalized_shape) trailing elements per row."""
+    return x.reshape(math.prod(x.shape[:x.ndim - len(shape)]), math.prod(shape))   # (M, K)
+
+
+def _normalize_rows_into(xb: Array, hb: Array, rb: Array, eps: float, center: bool) -> None:
+    """x̂ = (x − μ)/σ for the rows ``xb`` into ``hb``, 1/σ into ``rb`` (M, 1)."""
+    K = max(xb.shape[1], 1)
+    if center:
+        np.subtract(xb, np.add.reduce(xb, axis=1, keepdims=True) / K, out=hb)
+    else:
+        hb[...] = xb
+    var = np.einsum("ij,ij->i", hb, hb) / K                          # (M,), no temporary
+    np.divide(1.0, np.sqrt(var + eps)[:, None], out=rb)
+    np.multiply(hb, rb, out=hb)
+
+
+def _affine_into(hb: Array, yb: Array, weight: Array | None, bias: Array | None) -> None:
+    if weight is not None:
+        np.multiply(hb, weight, out=yb)
+        if bias is not None:
+            np.add(yb, bias, out=yb)
+    elif bias is not None:
+        np.add(hb, bias, out=yb)
+
+
+def _grad_rows_into(dyb: Array, hb: Array, rb: Array, gb: Array, weight: Array | None,
+                    center: bool) -> None:
+    """dx = (1/σ)·(dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂)), dx̂ = γ ⊙ dy, rows into ``gb``."""
+    K = max(dyb.shape[1], 1)
+    if weight is not None:
+        np.multiply(dyb, weight, out=gb)                             # dx̂
+    else:
+        gb[...] = dyb
+    proj = np.einsum("ij,ij->i", gb, hb)[:, None] / K                # mean(dx̂ ⊙ x̂), (M, 1)
+    if center:
+        gb -= np.add.reduce(gb, axis=1, keepdims=True) / K           # − mean(dx̂)
+    gb -= hb * proj
+    gb *= rb
+
+
+def _rows_forward(x2: Array, weight: Array | None, bias: Array | None, eps: float,
+                  center: bool) -> tuple[Array, Array, Array]:
+    """(y, x̂, 1/σ) for the rows x2 (M, K); γ, β flattened to (K,) or None."""
+    M, K = x2.shape
+    xhat, rstd = np.empty_like(x2), np.empty((M, 1), x2.dtype)
+    affine = weight is not None or bias is not None
+    y = np.empty_like(x2) if affine else xhat
+    w = None if weight is None else weight.reshape(K)
+    b = None if bias is None else bias.reshape(K)
+    if choose_route(x2) == "whole array":
+        _normalize_rows_into(x2, xhat, rstd, eps, center)
+        if affine:
+            _affine_into(xhat, y, w, b)
+        return y, xhat, rstd
+
+    def step(a: int, c: int) -> None:
+        for i, j in blocks.row_blocks(a, c, K, x2.itemsize, _ROW_BLOCK_BYTES):
+            _normalize_rows_into(x2[i:j], xhat[i:j], rstd[i:j], eps, center)
+            if affine:
+                _affine_into(xhat[i:j], y[i:j], w, b)
+    threads.ranges(step, M, x2.size)
+    return y, xhat, rstd
+
+
+def _rows_backward(ctx: RowsCtx, dy: Array) -> tuple[Array, Array | None, Array | None]:
+    xhat, rstd = ctx.xhat, ctx.rstd
+    M, K = xhat.shape
+    dy2 = dy.reshape(M, K)                                            # (M, K)
+    w = None if ctx.weight is None else ctx.weight.reshape(K)
+    dx = np.empty_like(xhat)
+    if choose_route(xhat, dy2) == "whole array":
+        dweight = None if w is None else np.einsum("ij,ij->j", dy2, xhat)
+        dbias = np.add.reduce(dy2, axis=0) if ctx.has_bias else None
+        _grad_rows_into(dy2, xhat, rstd, dx, w, ctx.center)
+    else:
+        spans = list(blocks.row_blocks(0, M, K, xhat.itemsize, _ROW_BLOCK_BYTES))
+        parts_w = np.empty((len(spans), K), xhat.dtype) if w is not None else None
+        parts_b = np.empty((len(spans), K), xhat.dtype) if ctx.has_bias else None
+
+        def step(a: int, c: int) -> None:
+            for k in range(a, c):
+                i, j = spans[k]
+                if parts_w is not None:                               # Σ dy ⊙ x̂, this block
+                    parts_w[k] = np.einsum("ij,ij->j", dy2[i:j], xhat[i:j])
+                if parts_b is not None:
+                    parts_b[k] = np.add.reduce(dy2[i:j], axis=0)
+                _grad_rows_into(dy2[i:j], xhat[i:j], rstd[i:j], dx[i:j], w, ctx.center)
+        threads.ranges(step, len(spans), xhat.size)
+        dweight = None if parts_w is None else np.add.reduce(parts_w, axis=0)
+        dbias = None if parts_b is None else np.add.reduce(parts_b, axis=0)
+    return (dx.reshape(dy.shape), None if dweight is None else dweight.reshape(ctx.shape),
+            None if dbias is None else dbias.reshape(ctx.shape))
+
+
+def layer_norm_forward(input: Array, normalized_shape: Any, weight: Array | None = None,
+                       bias: Array | None = None, eps: float = 1e-5) -> tuple[Array, RowsCtx]:
+    """y = γ ⊙ (x − μ)/√(σ² + ε) + β, statistics per sample over the trailing dimensions
+
+    Shapes:  x (*, *normalized_shape), γ, β normalized_shape -> y (same as x)
+    Saves:   x̂ (M, K) and 1/σ (M, 1), and γ.
+    Torch:   torch.nn.functional.layer_norm
+    """
+    fn = "layer_norm"
+    x = check_input(fn, input, eps)
+    shape = check_normalized_shape(fn, x, normalized_shape)
+    check_params(fn, x, shape, weight=weight, bias=bias)
+    y, xhat, rstd = _rows_forward(_rows(x, shape), weight, bias, eps, center=True)
+    return y.reshape(x.shape), RowsCtx(xhat, rstd, weight, bias is not None, True, shape)
+
+
+def layer_norm_backward(ctx: RowsCtx, dy: Array) -> tuple:
+    """dx = (1/σ)·(dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂)), dx̂ = γ ⊙ dy, per row;
+    dγ = Σ_rows dy ⊙ x̂, dβ = Σ_rows dy."""
+    dx, dweight, dbias = _rows_backward(ctx, dy)
+    return dx, None, dweight, dbias
+
+
+layer_norm = defop(layer_norm_forward, layer_norm_backward)
+
+
+def rms_norm_forward(input: Array, normalized_shape: Any, weight: Array | None = None,
+                     eps: float | None = None) -> tuple[Array, RowsCtx]:
+    """y = γ ⊙ x / √(mean(x²) + ε) over the trailing dimensions (eps None: machine epsilon)
+
+    Shapes:  x (*, *normalized_shape), γ normalized_shape -> y (same as x)
+    Saves:   x̂ = x/σ (M, K) and 1/σ (M, 1), and γ.
+    Torch:   torch.nn.functional.rms_norm
+    """
+    fn = "rms_norm"
+    x = check_array(fn, "input", input)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else check_float(fn, "eps", eps, lo=0.0)
+    shape = check_normalized_shape(fn, x, normalized_shape)
+    check_params(fn, x, shape, weight=weight)
+    y, xhat, rstd = _rows_forward(_rows(x, shape), weight, None, eps, center=False)
+    return y.reshape(x.shape), RowsCtx(xhat, rstd, weight, False, False, shape)
+
+
+def rms_norm_backward(ctx: RowsCtx, dy: Array) -> tuple:
+    """dx = (1/σ)·(dx̂ − x̂·mean(dx̂ ⊙ x̂)), dx̂ = γ ⊙ dy, per row; dγ = Σ_rows dy ⊙ x̂."""
+    dx, dweight, _ = _rows_backward(ctx, dy)
+    return dx, None, dweight
+
+
+rms_norm = defop(rms_norm_forward, rms_norm_backward)
+
+
+# -- batch norm in training: sample blocks ---------------------------------------------------------
+class BatchCtx(NamedTuple):
+    xhat: Array                  # (N, C, S) normalised input
+    rstd: Array                  # (C,) 1/σ per channel
+    weight: Array | None         # γ (C,), or None
+    has_bias: bool
+    spans: list                  # the sample blocks [i, j) every pass runs over
+    n: int                       # values per channel, N·S
+
+
+def _blockwise(fn: Any, spans: list, work: int) -> None:
+    """``fn(k, i, j)`` for every sample block ``k = [i, j)``, the blocks split over threads
+    (:func:`~scratchnn.perf.threads.ranges`). Each call writes only its own block's part."""
+    def step(lo: int, hi: int) -> None:
+        for k in range(lo, hi):
+            fn(k, *spans[k])
+    threads.ranges(step, len(spans), work)
+
+
+def _sum_rows(a: Array) -> Array:
+    """Σ over (n, s) of a block (n, C, s) -> (C,)."""
+    return np.add.reduce(np.add.reduce(a, axis=2), axis=0)
+
+
+def batch_norm_forward(input: Array, running_mean: Array | None, running_var: Array | None,
+                       weight: Array | None = None, bias: Array | None = None,
+                       training: bool = False, momentum: float = 0.1, eps: float = 1e-5
+                       ) -> tuple[Array, Any]:
+    """y = γ ⊙ (x − μ)/√(σ² + ε) + β, statistics per channel over the batch and space
+
+    Training on a large C-contiguous input runs over x seen as (N, C, S) in blocks of samples,
+    three passes: the channel sums → μ; x − μ into x̂, with Σ (x − μ)² while the block is in
+    cache → σ²; x̂ scaled in place and the affine written. Per-block partial sums are added in
+    a fixed order (bit-identical for any thread count). Eval, and small or strided inputs, run
+    the textbook's ``batch_norm_forward`` (``choose_route``).
+    Shapes:  x (N, C, *), running stats, γ, β (C,) -> y (N, C, *)
+    Saves:   x̂ (N, C, S) and 1/σ (C,), and γ.
+    Torch:   torch.nn.functional.batch_norm
+    """
+    x, training, momentum, n = check_batch_norm(input, running_mean, running_var, weight,
+                                                bias, training, momentum, eps)
+    if not training or choose_route(x) == "whole array":
+        return textbook.batch_norm_forward(x, running_mean, running_var, weight, bias,
+                                           training, momentum, eps)
+    N, C = x.shape[:2]
+    x3 = x.reshape(N, C, n // N)                                       # (N, C, S)
+    spans = list(blocks.row_blocks(0, N, x3[0].size, x.itemsize, _ROW_BLOCK_BYTES))
+    parts = np.empty((len(spans), C), x.dtype)                         # per-block sums
+
+    def sums(k: int, i: int, j: int) -> None:
+        parts[k] = _sum_rows(x3[i:j])
+    _blockwise(sums, spans, x.size)
+    mean = (np.add.reduce(parts, axis=0) / n)[:, None]                 # (C, 1)
+    xhat = np.empty_like(x3)
+
+    def centre(k: int, i: int, j: int) -> None:
+        np.subtract(x3[i:j], mean, out=xhat[i:j])
+        parts[k] = np.einsum("ncs,ncs->c", xhat[i:j], xhat[i:j])      # Σ (x − μ)², in cache
+    _blockwise(centre, spans, x.size)
+    var = np.add.reduce(parts, axis=0) / n                             # biased σ², (C,)
+    if running_mean is not None:
+        update_running(running_mean, running_var, mean[:, 0], var, n, momentum)
+    rstd = 1.0 / np.sqrt(var + eps)                                    # (C,)
+    affine = weight is not None or bias is not None
+    y = np.empty_like(x3) if affine else xhat
+    w = None if weight is None else weight[:, None]
+    b = None if bias is None else bias[:, None]
+
+    def scale(k: int, i: int, j: int) -> None:
+        np.multiply(xhat[i:j], rstd[:, None], out=xhat[i:j])
+        if affine:
+            _affine_into(xhat[i:j], y[i:j], w, b)
+    _blockwise(scale, spans, x.size)
+    return y.reshape(x.shape), BatchCtx(xhat, rstd, weight, bias is not None, spans, n)
+
+
+def batch_norm_backward(ctx: Any, dy: Array) -> tuple:
+    """dx = (γ/σ)·(dy − mean(dy) − x̂·mean(dy ⊙ x̂)) per channel; dγ = Σ dy ⊙ x̂; dβ = Σ dy.
+
+    Two passes over the sample blocks: the channel sums Σ dy and Σ dy ⊙ x̂ (dβ and dγ
+    themselves), then dx. A textbook context (eval, small inputs) goes to the textbook's
+    backward."""
+    if isinstance(ctx, AffineNormCtx):
+        return textbook.batch_norm_backward(ctx, dy)
+    xhat, spans = ctx.xhat, ctx.spans
+    dy3 = dy.reshape(xhat.shape)                                       # (N, C, S)
+    p_dy = np.empty((len(spans), xhat.shape[1]), xhat.dtype)
+    p_dyx = np.empty_like(p_dy)
+
+    def sums(k: int, i: int, j: int) -> None:
+        p_dy[k] = _sum_rows(dy3[i:j])
+        p_dyx[k] = np.einsum("ncs,ncs->c", dy3[i:j], xhat[i:j])
+    _blockwise(sums, spans, xhat.size)
+    sdy, sdyx = np.add.reduce(p_dy, axis=0), np.add.reduce(p_dyx, axis=0)   # dβ, dγ (C,)
+    g = ctx.rstd if ctx.weight is None else ctx.weight * ctx.rstd      # γ/σ, (C,)
+    k_, m1, m2 = g[:, None], (sdy / ctx.n)[:, None], (sdyx / ctx.n)[:, None]
+    dx = np.empty_like(xhat)
+
+    def grad(k: int, i: int, j: int) -> None:
+        out = dx[i:j]
+        np.multiply(xhat[i:j], m2, out=out)                            # x̂·mean(dy ⊙ x̂)
+        np.subtract(dy3[i:j], out, out=out)
+        out -= m1                                                      # − mean(dy)
+        out *= k_                                                      # · γ/σ
+    _blockwise(grad, spans, xhat.size)
+    return (dx.reshape(dy.shape), None, None, None if ctx.weight is None else sdyx,
+            sdy if ctx.has_bias else None)
+
+
+batch_norm = defop(batch_norm_forward, batch_norm_backward)
