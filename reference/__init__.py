@@ -1,5 +1,8 @@
-"""The torch side of scratchnn: the op registry, array<->tensor bridge, tolerance policy and the
-equivalence harness. This package, tests/ and benchmarks/ import torch; scratchnn never does.
+"""The project's own op registry (``reference/specs/``) and the report ``python -m reference``.
+
+The machinery — registry classes, bridge, tolerance policy, harness, value regimes — is the
+public :mod:`scratchnn.testing`; this package (not installed: it lives in the repository) holds
+the specs of scratchnn's ops and names that machinery for ``tests/`` and ``benchmarks/``.
 
     python -m reference [OPS ...] [--device cpu|cuda] [--dtype float32|float64] [--examples N]
 """

@@ -18,6 +18,11 @@ argument) for a floating array, a tuple of gradients for a tuple of floating arr
 never differentiated. Where an op returns several outputs, ``dout`` has the same structure and any
 entry may be ``None`` (read as zeros; integer outputs such as pooling indices take ``None``).
 
+0-d arrays: NumPy turns most arithmetic on a 0-d array into a NumPy scalar (``x ** 3`` of
+``np.array(0.5)`` is ``np.float64(0.125)``). An op's output, and each gradient its backward
+returns, is therefore wrapped back into a 0-d array when it is a NumPy scalar, and ``dout`` of
+a 0-d output may be given as a scalar.
+
 Skipping gradients nobody needs (torch's ``ctx.needs_input_grad``)::
 
     dx, dw, db = pullback(dout, needs_input_grad=(False, True, True))    # dx is None
@@ -38,6 +43,11 @@ import numpy as np
 
 __all__ = ["defop", "vjp", "is_op"]
 
+# The replay of forward-only Modules (scratchnn.nn.tracing) pushes a recorder here while a
+# custom forward runs, and None while a recorded op or layer runs inside it; every op called
+# with the recorder on top hands its call to it. Empty outside such a forward.
+_tracers: list = []
+
 
 def defop(forward: Callable, backward: Callable, *, name: str | None = None) -> Callable:
     """Publish ``forward``/``backward`` as one torch-named functional op.
@@ -48,7 +58,9 @@ def defop(forward: Callable, backward: Callable, *, name: str | None = None) -> 
     name = name or forward.__name__.removesuffix("_forward")
 
     def op(*args: Any, **kwargs: Any) -> Any:
-        return forward(*args, **kwargs)[0]
+        if _tracers and _tracers[-1] is not None:          # inside a forward-only Module
+            return _tracers[-1].call_op(op, args, kwargs)
+        return as_arrays(forward(*args, **kwargs)[0])
 
     op.__name__ = op.__qualname__ = name
     op.__module__ = forward.__module__
@@ -69,6 +81,16 @@ def is_op(f: Any) -> bool:
     return callable(getattr(f, "forward", None)) and callable(getattr(f, "backward", None))
 
 
+def as_arrays(out: Any) -> Any:
+    """``out`` with every NumPy scalar (also inside tuples) turned into a 0-d array: on a 0-d
+    input, ``x ** 3`` is a NumPy scalar, not an array."""
+    if isinstance(out, np.generic):
+        return np.asarray(out)
+    if isinstance(out, tuple):
+        return tuple(as_arrays(o) for o in out)
+    return out
+
+
 def _is_float_array(a: Any) -> bool:
     return isinstance(a, np.ndarray) and a.dtype.kind == "f"
 
@@ -87,6 +109,9 @@ def _check_dout(name: str, out: Any, dout: Any, where: str = "dout") -> Any:
         return None                       # integer outputs (indices) carry no gradient
     if dout is None:
         return np.zeros_like(out)
+    if out.ndim == 0 and isinstance(dout, (np.generic, float, int)) and \
+            not isinstance(dout, bool):
+        dout = np.asarray(dout)           # a scalar upstream gradient for a 0-d output
     if not isinstance(dout, np.ndarray):
         raise TypeError(f"{name} pullback: parameter '{where}' must be a numpy.ndarray, "
                         f"got {type(dout).__name__}")
@@ -104,6 +129,12 @@ def _checked_grad(name: str, where: str, a: Any, g: Any) -> Any:
     """``g`` if ``a`` is a float array (shape and dtype checked), else None."""
     if not _is_float_array(a) or g is None:
         return None
+    if isinstance(g, np.generic):                          # the gradient of a 0-d argument
+        g = np.asarray(g)
+    if not isinstance(g, np.ndarray):
+        raise RuntimeError(f"{name}: backward returned a {type(g).__name__} for argument "
+                           f"{where}, expected a numpy.ndarray of shape {a.shape} and dtype "
+                           f"{a.dtype}")
     if g.shape != a.shape or g.dtype != a.dtype:           # an op bug, never the user's
         raise RuntimeError(f"{name}: backward returned a gradient of shape {g.shape} "
                            f"and dtype {g.dtype} for argument {where} of shape {a.shape} "
@@ -131,6 +162,7 @@ def vjp(f: Callable, *args: Any, **kwargs: Any) -> tuple[Any, Callable]:
                         f"(made with defop), got {f!r}")
     name = f.__name__
     out, ctx = f.forward(*args, **kwargs)
+    out = as_arrays(out)
 
     def pullback(dout: Any, needs_input_grad: Any = None) -> tuple[Any, ...]:
         needs = _check_needs(name, needs_input_grad, len(args))

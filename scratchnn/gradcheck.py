@@ -20,10 +20,12 @@ Finite differences give the same numbers one element at a time::
   ``⟨∂L/∂x, v⟩ ≈ (L(x + εv) − L(x − εv)) / 2ε``.
 
 Everything runs in float64 (float32 inputs are copied up). Output elements that are not finite
-at the given inputs (a NaN mean over an empty batch, say) have no derivative and are skipped. A mismatch raises
-:class:`GradcheckError` naming the input (by parameter name), the element and both values.
-Keyword arguments are passed through unchanged (a ``generator=`` is copied afresh for every
-evaluation, so dropout-style ops see the same mask each time).
+at the given inputs (a NaN mean over an empty batch, say) have no derivative and are skipped.
+A mismatch raises :class:`GradcheckError` naming the input (by parameter name), the element
+and both values. A NumPy float scalar, as an argument or as the op's output (``x ** 3`` of a
+0-d array), is taken as the 0-d array it stands for. Keyword arguments are passed through
+unchanged (a ``generator=`` is copied afresh for every evaluation, so dropout-style ops see the
+same mask each time).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .autodiff import is_op, vjp
+from .autodiff import as_arrays, is_op, vjp
 
 __all__ = ["gradcheck", "GradcheckError"]
 
@@ -55,9 +57,9 @@ def _structure_like(out: Any, vectors: list[np.ndarray]) -> Any:
     """Put projection vectors ``vectors`` into ``out``'s structure (None for integer outputs)."""
     it = iter(vectors)
     if isinstance(out, tuple):
-        return tuple(next(it) if isinstance(o, np.ndarray) and o.dtype.kind == "f" else None
-                     for o in out)
-    return next(it)
+        return tuple(next(it, None) if isinstance(o, np.ndarray) and o.dtype.kind == "f"
+                     else None for o in out)
+    return next(it, None)
 
 
 def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
@@ -76,7 +78,9 @@ def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
         raise TypeError("gradcheck(): parameter 'args' must be a tuple of positional arguments")
     kwargs = dict(kwargs or {})
     rng = np.random.default_rng(seed)
-    args = [a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+    # float64 copies; a NumPy float scalar is taken as the 0-d array it stands for
+    args = [np.asarray(a, dtype=np.float64) if isinstance(a, np.floating) else
+            a.astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
             for a in args]
     try:
         names = list(inspect.signature(f).parameters)
@@ -85,10 +89,13 @@ def gradcheck(f: Callable, args: Sequence[Any], kwargs: dict | None = None, *,
     diff = [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
 
     def run(a: list) -> Any:
-        return f(*a, **copy.deepcopy(kwargs))
+        return as_arrays(f(*a, **copy.deepcopy(kwargs)))     # a NumPy scalar -> 0-d array
 
     out0 = run(args)
     outs = _flat_outputs(out0)
+    if not outs:
+        raise TypeError(f"gradcheck({f.__name__}): the op returned no floating-point array to "
+                        f"differentiate (got {type(out0).__name__})")
     finite = [np.isfinite(o) for o in outs]   # NaN/inf outputs (a mean over nothing) have no
     # derivative: they get no weight in the projection
     us = [np.asarray(rng.standard_normal(o.shape) * m) for o, m in zip(outs, finite)]

@@ -198,3 +198,55 @@ def test_manual_seed_is_reproducible():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="'seed'"):
         snn.manual_seed(1.5)
+
+
+def _readme_cube():
+    """The README's cube, without a power_hint: ``x ** 3`` of a 0-d array is a NumPy scalar."""
+    def cube_forward(x):
+        return x ** 3, (x,)
+
+    def cube_backward(ctx, dy):
+        (x,) = ctx
+        return 3 * x ** 2 * dy
+
+    return snn.defop(cube_forward, cube_backward, name="cube")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_d_inputs_give_zero_d_arrays(dtype):
+    cube = _readme_cube()
+    x = np.array(0.5, dtype)
+    y = cube(x)
+    assert isinstance(y, np.ndarray) and y.shape == () and y.dtype == dtype
+    out, pullback = snn.vjp(cube, x)
+    assert isinstance(out, np.ndarray) and out.shape == () and out.dtype == dtype
+    (dx,) = pullback(np.array(2.0, dtype))
+    assert isinstance(dx, np.ndarray) and dx.shape == () and dx.dtype == dtype
+    assert float(dx) == pytest.approx(3 * 0.25 * 2.0)
+    (dx2,) = pullback(2.0)                          # a scalar dout for a 0-d output
+    assert float(dx2) == float(dx)
+
+
+def test_zero_d_cube_passes_gradcheck_and_failures_name_the_element():
+    cube = _readme_cube()
+    assert snn.gradcheck(cube, (np.array(0.5),))
+    assert snn.gradcheck(cube, (np.float64(0.5),))          # a NumPy scalar is a 0-d array
+    wrong = snn.defop(cube.forward, lambda ctx, dy: 2 * ctx[0] * dy, name="wrong")
+    with pytest.raises(snn.GradcheckError, match=r"input 0 \('x'\).*analytic 1, numeric 0.75"):
+        snn.gradcheck(wrong, (np.array(0.5),))
+
+
+def test_gradcheck_of_an_op_without_float_output_is_a_clear_error():
+    def argmax_forward(x):
+        return np.argmax(x), None
+
+    op = snn.defop(argmax_forward, lambda ctx, dy: None, name="argmax")
+    with pytest.raises(TypeError, match="gradcheck\\(argmax\\).*no floating-point"):
+        snn.gradcheck(op, (np.arange(3.0),))
+
+
+def test_a_backward_returning_a_non_array_is_named():
+    op = snn.defop(lambda x: (x * 2, None), lambda ctx, dy: "oops", name="bad")
+    _, pullback = snn.vjp(op, np.ones(3))
+    with pytest.raises(RuntimeError, match="bad: backward returned a str for argument 0"):
+        pullback(np.ones(3))

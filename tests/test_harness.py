@@ -86,7 +86,50 @@ def test_report_exit_codes(capsys):
         ours=_mutant(F.linear, MUTATIONS["permuted dx"], "linear"))
     REGISTRY[broken.name] = broken
     try:
-        assert report.main([broken.name, "--examples", "3", "--dtype", "float64"]) == 1
-        assert "FAIL" in capsys.readouterr().out
+        # enough cases that some batch has two rows (a one-row batch hides the permutation)
+        assert report.main([broken.name, "--examples", "12", "--dtype", "float64"]) == 1
+        out = capsys.readouterr().out
+        assert "FAIL" in out and "worst at:" in out and "reproduce:" in out
     finally:
         del REGISTRY[broken.name]
+
+
+def test_report_table_fits_100_columns_and_leaves_numpy_alone(capsys):
+    before = np.geterr()
+    assert report.main(["binary_cross_entropy_with_logits", "relu", "--examples", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert np.geterr() == before                      # no global np.seterr
+    assert err == ""
+    lines = out.splitlines()
+    assert all(len(line) <= 100 for line in lines), max(lines, key=len)
+    assert lines[0].split()[-5:] == ["err/tol", "grad", "err", "err/tol", "verdict"]
+    row = next(line for line in lines if line.startswith("binary_cross_entropy_with_logits"))
+    assert row.split()[1] == "float32" and row.split()[-1] == "ok"
+
+
+def test_comparison_names_the_worst_element_and_its_ratio_to_the_tolerance():
+    from reference.harness import compare
+    hi = np.array([[1.0, 2.0], [3.0, 4.0]])
+    ours = hi.copy()
+    ours[1, 0] += 1e-3
+    c = compare(ours, hi, hi, "float64", {})
+    assert not c.ok and c.index == (1, 0)
+    assert (c.ours, c.torch, c.oracle) == (3.001, 3.0, 3.0)
+    assert c.err == pytest.approx(1e-3) and c.rel == pytest.approx(1e-3 / 3)
+    assert c.ratio == pytest.approx(1e-3 / (1e-7 + 3e-7))
+    ok = compare(hi + 1e-8, hi, hi, "float64", {})
+    assert ok.ok and ok.ratio <= 1
+    assert compare(hi[0], hi, hi, "float64", {}).note.startswith("shape")
+
+
+def test_a_suite_failure_carries_the_full_report():
+    spec = dataclasses.replace(SPECS["linear"],
+                               ours=_mutant(F.linear, MUTATIONS["permuted dx"], "linear"))
+    res = run_case(spec, _linear_case(), "float32", seed=3)
+    text = res.report()
+    for field in ("check:", "argument:", "dtype:", "error:", "tolerance:", "worst at:",
+                  "example:", "reproduce:"):
+        assert field in text, text
+    assert "argument 0 ('input')" in text and "float32 on cpu" in text
+    assert "array([[" in text                          # the case shows its values
+    assert res.message == text
