@@ -424,6 +424,29 @@ def test_fast_rows_engine_equals_textbook_on_every_route(op, dtype, monkeypatch)
                     np.testing.assert_allclose(a, b_, **tol, err_msg=f"{route} {shape}")
 
 
+def test_fast_rows_engine_reused_scratch_and_tiles_hold_no_stale_values(monkeypatch):
+    """The blocked route keeps γ/β tiles and scratch blocks per thread across calls: calls with
+    new parameters (and a smaller row count, so the kept buffers are only partly used) must
+    each still equal the textbook."""
+    import scratchnn.functional.normalization as FN
+    import scratchnn.perf.threads as threads
+    monkeypatch.setattr(FN, "_MIN_BLOCKED", 0)
+    monkeypatch.setattr(FN, "_ROW_BLOCK_BYTES", 700)
+    monkeypatch.setattr(threads, "MIN_PARALLEL", 1)
+    monkeypatch.setattr(threads, "_threads", 2)
+    for rows in (50, 50, 13):
+        x = (rng.standard_normal((rows, 24)) + 1).astype(np.float32)
+        w, b = rng.standard_normal(24).astype(np.float32), rng.standard_normal(24).astype(np.float32)
+        dy = rng.standard_normal(x.shape).astype(np.float32)
+        for op, args in ((F.layer_norm, (x, (24,), w, b)), (F.rms_norm, (x, (24,), w))):
+            y, pb = scratchnn.vjp(op, *args)
+            y0, pb0 = scratchnn.vjp(getattr(T, op.__name__), *args)
+            np.testing.assert_allclose(y, y0, rtol=3e-5, atol=3e-5)
+            for a, b_ in zip(pb(dy), pb0(dy)):
+                if b_ is not None:
+                    np.testing.assert_allclose(a, b_, rtol=3e-5, atol=3e-5)
+
+
 def test_fast_rows_engine_is_bit_identical_across_thread_counts(monkeypatch):
     import scratchnn.functional.normalization as FN
     import scratchnn.perf.threads as threads
