@@ -14,6 +14,7 @@ from .autodiff import defop, is_op, vjp
 from .gradcheck import GradcheckError, gradcheck
 from .perf.threads import get_num_threads, set_num_threads
 from .random import default_generator, manual_seed
+from .textbook.tensor import *  # noqa: F401,F403  (scratchnn.flatten, cat, ... as torch.*)
 
 __version__ = "0.1.0"
 __all__ = ["textbook", "functional", "nn", "optim", "data", "vjp", "defop", "is_op", "gradcheck", "GradcheckError",

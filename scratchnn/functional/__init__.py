@@ -12,3 +12,4 @@ from .recurrent import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
+from .tensor import *  # noqa: F401,F403

@@ -2,7 +2,9 @@
 
 Both are reshapes, so the backward reshapes the gradient back: dx = dy.reshape(x.shape). The
 output is a view of the input where NumPy can make one (as torch's), never a modified input.
-``Sequential`` lives in :mod:`scratchnn.nn.module`.
+``Sequential`` lives in :mod:`scratchnn.nn.module`; the replay of forward-only modules in
+:mod:`scratchnn.nn.tracing` (its ``Tracked`` and ``UntrackedOperationError`` are re-exported
+here, and so in ``scratchnn.nn``).
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import numpy as np
 
 from .._validate import check_array, check_dim, check_int
 from .module import Module
+from .tracing import Tracked, UntrackedOperationError
 
-__all__ = ["Flatten", "Unflatten"]
+__all__ = ["Flatten", "Unflatten", "Tracked", "UntrackedOperationError"]
 
 
 class _Reshape(Module):

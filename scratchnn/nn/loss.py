@@ -5,12 +5,16 @@
     dlogits = crit.backward()          # ∂loss/∂logits (dloss=None means 1.0, like loss.backward())
 
 **The backward rule.** A loss is the end of the chain, so ``backward(dloss=None)`` returns the
-gradient with respect to the *input* only — one array, for every loss, whether or not the
-target is differentiable. ``dloss`` mirrors the output: ``None`` (read as 1.0) or a number for a
-reduced (0-d) loss; an array of the output's shape for ``reduction='none'`` (required there, as
-torch's ``backward()`` requires a gradient for a non-scalar). For the target's gradient (mse,
-l1, smooth_l1, huber, BCE, kl_div, probability targets of cross-entropy) use the functional op:
-``loss, pullback = scratchnn.vjp(F.mse_loss, x, t); dx, dt = pullback(np.ones(()))``.
+gradient with respect to the *input*: one array, for every loss, so that
+``model.backward(crit.backward())`` is the one-line idiom. ``dloss`` mirrors the output:
+``None`` (read as 1.0) or a number for a reduced (0-d) loss; an array of the output's shape for
+``reduction='none'`` (required there, as torch's ``backward()`` requires a gradient for a
+non-scalar). **The target's gradient**, where torch has one (mse, l1, smooth_l1, huber, BCE
+with logits, kl_div, probability targets of cross-entropy): ``dx, dt = crit.backward(
+target_grad=True)`` (``dt`` is None where the target is not differentiable: class indices,
+and BCELoss, whose target gradient torch does not implement). A loss holds no parameter, so
+asking its backward again (another ``dloss``) is allowed; ``retain_graph`` is accepted for
+torch's spelling and changes nothing.
 
 Constructor arguments, defaults and state_dict match torch: ``weight`` (and ``pos_weight``) are
 buffers, so ``NLLLoss(weight=w).state_dict()`` is ``{'weight': w}`` and loads torch's.
@@ -58,8 +62,10 @@ class _Loss(Module):
         object.__setattr__(self, "_out", out)
         return out
 
-    def backward(self, dloss: Any = None) -> np.ndarray:
-        """∂loss/∂input for upstream ``dloss`` (None: 1.0; required when reduction='none')."""
+    def backward(self, dloss: Any = None, *, target_grad: bool = False,
+                 retain_graph: bool = False) -> Any:
+        """∂loss/∂input for upstream ``dloss`` (None: 1.0; required when reduction='none');
+        ``target_grad=True``: the pair ``(∂loss/∂input, ∂loss/∂target)``."""
         name = f"{type(self).__name__}.backward"
         pb = self.__dict__.get("_pullback")
         if pb is None:
@@ -72,7 +78,12 @@ class _Loss(Module):
             dloss = np.ones((), out.dtype)
         elif isinstance(dloss, (int, float, np.number)) and not isinstance(dloss, bool):
             dloss = np.asarray(dloss, dtype=out.dtype)
-        return pb(dloss)[0]
+        dx, dt = pb(dloss)[:2]
+        return (dx, dt) if target_grad else dx
+
+    def _replay_backward(self, douts: tuple, input_grad: bool) -> Any:
+        """Inside a forward-only model both the input's and the target's gradients flow."""
+        return self.backward(*douts, target_grad=True)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"

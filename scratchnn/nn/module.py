@@ -9,19 +9,33 @@ The module contract (docs/design.md):
   skips the input gradient where the op can — torch's behaviour for a first layer, whose
   input (the data) does not require grad;
 * ``state_dict()`` has torch's keys, shapes and layouts, so a torch state_dict (converted with
-  ``.numpy()``) loads directly.
+  ``.numpy()``) loads directly;
+* a forward-only model's backward frees its recorded forward: a second ``backward`` without a
+  new forward raises, unless the first was called with ``retain_graph=True`` (torch's rule).
+  A built-in layer keeps its saved state and may be asked again (gradcheck asks one forward
+  for many backwards); each call adds into ``.grad`` again, so zero the grads in between;
+* an error raised inside a model names the layer's path (``fc1 (Linear): linear(): ...``).
 
 Most layers are a functional op plus parameters; :class:`OpModule` writes that pattern once.
+
+**Forward-only modules.** A subclass that defines ``forward`` and no ``backward`` (the way a
+book writes a model) gets its backward from :mod:`scratchnn.nn.tracing`: ``__call__`` records
+the ops and layers its forward runs, and ``backward`` replays their hand-written pullbacks in
+reverse. Built-in layers keep their explicit backward; a class that defines ``backward`` itself
+is never traced.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .. import autodiff
 from .._validate import check_state_keys
+from . import tracing
 
 __all__ = ["Parameter", "Module", "Sequential", "OpModule"]
 
@@ -63,8 +77,18 @@ class Parameter:
 class Module:
     """Base class of every layer: parameter/submodule registration, modes, state_dict.
 
-    Subclasses implement ``forward(*inputs)`` and ``backward(*grads)``.
+    Subclasses implement ``forward(*inputs)`` and ``backward(*grads)``, or only ``forward``:
+    then ``backward`` replays the recorded forward (:mod:`scratchnn.nn.tracing`).
     """
+
+    _traced = False                 # True: forward-only, backward by replay
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls._traced = False
+        elif "forward" in cls.__dict__ and not cls.__module__.startswith("scratchnn."):
+            cls._traced = True      # a user's forward-only module
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -209,13 +233,48 @@ class Module:
 
     # -- calling --------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        """Run ``forward``: recorded as one step when a forward-only parent is recording,
+        recorded op by op when this module is forward-only, plainly otherwise."""
+        _depth[0] += 1
+        try:
+            tape = autodiff._tracers[-1] if autodiff._tracers else None
+            if tape is not None:
+                if self._traced:
+                    return self.forward(*args, **kwargs)       # its ops join the parent's tape
+                return tape.call_layer(self, args, kwargs)
+            if self._traced:
+                return tracing.trace(self, args, kwargs)
+            return self.forward(*args, **kwargs)
+        except (TypeError, ValueError, RuntimeError) as e:
+            chain = e.__dict__.setdefault("_scratchnn_modules", [])
+            chain.append(self)
+            if _depth[0] > 1:
+                raise
+            raise _named(e, self, chain) from None
+        finally:
+            _depth[0] -= 1
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"{type(self).__name__} defines no forward()")
 
-    def backward(self, *grads: Any) -> Any:
-        raise TypeError(f"{type(self).__name__} defines no backward()")
+    def backward(self, *grads: Any, input_grad: bool = True, retain_graph: bool = False) -> Any:
+        """A forward-only module's backward: replay the recorded forward in reverse.
+
+        ``grads`` mirror forward's outputs (``None`` allowed; none at all for a 0-d output,
+        read as 1). Returns gradients mirroring forward's array inputs and adds into every
+        parameter's ``.grad``. ``input_grad=False``: the inputs are data (returns None, and
+        gradients only the parameters need are computed); ``retain_graph=True`` keeps the
+        recording for another backward."""
+        if not self._traced:
+            raise TypeError(f"{type(self).__name__} defines no backward()")
+        return tracing.backward(self, grads, input_grad, retain_graph)
+
+    def _replay_backward(self, douts: tuple, input_grad: bool) -> Any:
+        """This layer's backward as a recorded step of a parent's forward: ``douts`` mirror
+        the outputs of that call; returns gradients mirroring its inputs."""
+        if not input_grad and _takes(self, "input_grad"):
+            return self.backward(*douts, input_grad=False)
+        return self.backward(*douts)
 
     def extra_repr(self) -> str:
         return ""
@@ -224,6 +283,21 @@ class Module:
         lines = [f"  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + ("\n" + "\n".join(lines) + "\n)" if lines else ")")
+
+
+_depth = [0]                        # how deep in nested Module calls we are
+
+
+def _named(e: BaseException, root: Module, chain: list) -> BaseException:
+    """``e`` with the path of the innermost layer that raised it (as named from ``root``)
+    in front of its message: ``fc1 (Linear): linear(): ...``."""
+    names = {id(m): n for n, m in root.named_modules()}
+    inner = next((m for m in chain if names.get(id(m))), None)
+    if inner is None or type(e) not in (TypeError, ValueError, RuntimeError,
+                                        tracing.UntrackedOperationError):
+        return e
+    new = type(e)(f"{names[id(inner)]} ({type(inner).__name__}): {e}")
+    return new.with_traceback(e.__traceback__)
 
 
 class OpModule(Module):
@@ -240,19 +314,28 @@ class OpModule(Module):
     def _call(self, *inputs: Any) -> tuple[Any, Callable]:
         raise TypeError(f"{type(self).__name__} defines no _call()")
 
-    def forward(self, *inputs: Any) -> Any:
-        out, self._pullback = self._call(*inputs)
-        object.__setattr__(self, "_n_inputs", len(inputs))
+    def forward(self, input: Any, *inputs: Any) -> Any:
+        out, pullback = self._call(input, *inputs)
+        object.__setattr__(self, "_pullback", pullback)
+        object.__setattr__(self, "_n_inputs", 1 + len(inputs))
         return out
 
-    def backward(self, dout: Any, *, input_grad: bool = True) -> Any:
-        """Input gradient(s); adds the parameters' gradients into their ``.grad``.
-
-        ``input_grad=False``: the input gradient is not wanted (returns None); ops that can
-        skip its work do (a convolution's dx), via the pullback's ``needs_input_grad``."""
+    def _take_pullback(self, retain_graph: bool) -> Callable:
+        """The saved pullback (kept: a built-in layer may be asked again, see the module
+        docstring; ``retain_graph`` is accepted for torch's spelling)."""
         pb = self.__dict__.get("_pullback")
         if pb is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
+        return pb
+
+    def backward(self, dout: Any, *, input_grad: bool = True, retain_graph: bool = False
+                 ) -> Any:
+        """Input gradient(s); adds the parameters' gradients into their ``.grad``.
+
+        ``input_grad=False``: the input gradient is not wanted (returns None); ops that can
+        skip its work do (a convolution's dx), via the pullback's ``needs_input_grad``.
+        ``retain_graph=True`` keeps the saved state for another backward."""
+        pb = self._take_pullback(retain_graph)
         n = self.__dict__["_n_inputs"]
         if input_grad or "needs_input_grad" not in inspect.signature(pb).parameters:
             grads = pb(dout)                        # a hand-written pullback: compute, drop
@@ -291,21 +374,33 @@ class Sequential(Module):
         setattr(self, str(len(self)), m)
         return self
 
-    def forward(self, x: Any) -> Any:
+    def forward(self, input: Any) -> Any:
         for m in self:
-            x = m(x)
-        return x
+            input = m(input)
+        return input
 
-    def backward(self, dy: Any, *, input_grad: bool = True) -> Any:
+    def backward(self, dy: Any, *, input_grad: bool = True, retain_graph: bool = False) -> Any:
         """Backward through the modules in reverse; returns dx.
 
         ``input_grad=False`` (the input is data, as in training): returns None, and the first
         module skips its input gradient if it can (a one-op module or a Sequential) — the
-        chapter's first convolution then computes only dW and db, as torch does."""
+        chapter's first convolution then computes only dW and db, as torch does.
+        ``retain_graph=True`` is passed on to every module that takes it."""
         mods = list(self)
         for i, m in enumerate(reversed(mods)):
-            if not input_grad and i == len(mods) - 1 and isinstance(m, (OpModule, Sequential)):
-                return m.backward(dy, input_grad=False)
-            dy = m.backward(dy)
+            kw = {"retain_graph": True} if retain_graph and _takes(m, "retain_graph") else {}
+            if not input_grad and i == len(mods) - 1 and _takes(m, "input_grad"):
+                return m.backward(dy, input_grad=False, **kw)
+            dy = m.backward(dy, **kw)
         return dy if input_grad else None
+
+
+@functools.lru_cache(maxsize=None)
+def _backward_takes(backward: Callable, keyword: str) -> bool:
+    return keyword in inspect.signature(backward).parameters
+
+
+def _takes(m: Module, keyword: str) -> bool:
+    """Whether ``m.backward`` accepts ``keyword`` (looked up once per class)."""
+    return _backward_takes(type(m).backward, keyword)
 

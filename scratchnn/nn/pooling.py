@@ -5,10 +5,11 @@ torch's, forward through the functional op, explicit ``backward``.
     y = pool(x)                 # keeps the op's pullback
     dx = pool.backward(dy)
 
-Modules built with ``return_indices=True`` return ``(y, indices)``; their ``backward`` takes the
-gradient of ``y`` alone (a ``(dy, None)`` pair is accepted too). ``MaxUnpool*d.forward(input,
-indices, output_size=None)`` has two array inputs, so its ``backward`` returns ``(dx, None)``.
-Pooling has no parameters; ``train()``/``eval()`` change nothing.
+Modules built with ``return_indices=True`` return ``(y, indices)``; their ``backward`` mirrors
+the two outputs, ``backward(dy, None)`` (``dy`` alone or a ``(dy, None)`` pair are accepted
+too). ``MaxUnpool*d.forward(input, indices, output_size=None)`` has two array inputs, so its
+``backward`` returns ``(dx, None)``. Pooling has no parameters; ``train()``/``eval()`` change
+nothing.
 """
 from __future__ import annotations
 
@@ -39,11 +40,17 @@ class _Pool(OpModule):
     def _call(self, input: np.ndarray) -> tuple[Any, Callable]:
         return vjp(type(self)._op, input, **self._kwargs())
 
-    def backward(self, dout: Any, *, input_grad: bool = True) -> Any:
-        """dx from the gradient of the pooled values (for ``return_indices`` modules too)."""
+    def backward(self, dout: Any, dindices: Any = None, *, input_grad: bool = True,
+                 retain_graph: bool = False) -> Any:
+        """dx from the gradient of the pooled values. A ``return_indices`` module's backward
+        mirrors its two outputs, ``backward(dy, None)`` (the indices carry no gradient; a
+        ``(dy, None)`` tuple or ``dy`` alone are accepted too)."""
+        if dindices is not None:
+            raise ValueError(f"{type(self).__name__}.backward(): parameter 'dindices' must be "
+                             f"None: the indices are integers and carry no gradient")
         if getattr(self, "return_indices", False) and not isinstance(dout, tuple):
-            dout = (dout, None)                 # the indices carry no gradient
-        return super().backward(dout, input_grad=input_grad)
+            dout = (dout, None)
+        return super().backward(dout, input_grad=input_grad, retain_graph=retain_graph)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}={getattr(self, name)}" for name in self._options)
@@ -192,9 +199,15 @@ class _MaxUnpoolNd(_Pool):
     def forward(self, input: np.ndarray, indices: np.ndarray, output_size: Any = None
                 ) -> np.ndarray:
         """y = max_unpool(input, indices); ``backward(dy)`` returns ``(dx, None)``."""
-        out, self._pullback = self._call(input, indices, output_size)
+        out, pullback = self._call(input, indices, output_size)
+        object.__setattr__(self, "_pullback", pullback)
         object.__setattr__(self, "_n_inputs", 2)
         return out
+
+    def backward(self, dout: Any, *, input_grad: bool = True,  # type: ignore[override]
+                 retain_graph: bool = False) -> Any:
+        """``(dx, None)``: the gradient of the pooled values and None for the indices."""
+        return OpModule.backward(self, dout, input_grad=input_grad, retain_graph=retain_graph)
 
 
 class MaxUnpool1d(_MaxUnpoolNd):

@@ -223,12 +223,14 @@ class RNNBase(Module):
             x, finals_st = x[:, 0], [f[:, 0] for f in finals_st]
         return (x, finals_st[0]) if self.mode != "LSTM" else (x, tuple(finals_st))
 
-    def backward(self, dout: np.ndarray | None, dhx: Any = None) -> tuple:
+    def backward(self, dout: np.ndarray | None, dhx: Any = None, *,
+                 retain_graph: bool = False) -> tuple:
         """BPTT through every layer and direction, last layer first.
 
         ``dout`` mirrors ``output``; ``dhx`` mirrors ``h_n`` (LSTM: ``(dh_n, dc_n)``); any may
         be None (zeros). Returns ``(dx, dh0)`` (LSTM: ``(dx, (dh0, dc0))``) and adds into every
-        parameter's ``.grad``.
+        parameter's ``.grad``. The saved state is kept (``retain_graph`` is accepted and
+        changes nothing): gradcheck asks one forward for many backwards.
         """
         fn = f"{type(self).__name__}.backward"
         saved = self.__dict__.get("_saved")
@@ -403,10 +405,22 @@ class RNNCellBase(Module):
         object.__setattr__(self, "_pullback", pb)
         return out
 
-    def backward(self, dout: Any) -> tuple:
+    def backward(self, *douts: Any, retain_graph: bool = False) -> tuple:
+        """``(dx, dh)`` from dh' (LSTMCell: ``backward(dh', dc')`` mirroring the two outputs,
+        either may be None; a ``(dh', dc')`` tuple is accepted too). ``retain_graph`` is
+        accepted for torch's spelling: a built-in layer keeps its saved state."""
+        fn = f"{type(self).__name__}.backward"
+        lstm = self.mode == "LSTM"
+        if len(douts) == 1 and (not lstm or isinstance(douts[0], (tuple, list))):
+            dout = douts[0]
+        elif lstm and len(douts) == 2:
+            dout = tuple(douts)
+        else:
+            raise TypeError(f"{fn}(): takes the gradients of the outputs "
+                            f"({'dh, dc' if lstm else 'dh'}), got {len(douts)} arguments")
         pb = self.__dict__.get("_pullback")
         if pb is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
+            raise RuntimeError(f"{fn}() called before forward()")
         dx, dhx, *grads = pb(dout)
         for p, g in zip((self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh), grads):
             if p is not None and g is not None:

@@ -36,4 +36,5 @@ from .recurrent import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
+from .tensor import *  # noqa: F401,F403
 from . import optim  # noqa: F401

@@ -41,6 +41,12 @@ def check_input(fn: str, x: Any, nd: int, name: str = "input") -> Array:
     return x
 
 
+def broadcast_one(v: Any) -> Any:
+    """torch's pooling reads a one-element tuple as that int for every dimension
+    (``avg_pool2d(x, 3, 1, (1,))``); anything else is passed on to be checked."""
+    return v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v
+
+
 def geometry(fn: str, x: Array, nd: int, kernel_size: Any, stride: Any, padding: Any,
              dilation: Any, ceil_mode: Any) -> Geometry:
     """Validate the window arguments against ``x`` and place the windows.
@@ -48,6 +54,8 @@ def geometry(fn: str, x: Array, nd: int, kernel_size: Any, stride: Any, padding:
     ``padding`` may be at most ``kernel_size // 2`` (torch's check uses the kernel size, not
     the dilated one); with ``ceil_mode`` a last window may run past the input (but must start
     inside it or the left padding), so the high padding grows to hold it."""
+    kernel_size, stride, padding, dilation = map(broadcast_one, (kernel_size, stride, padding,
+                                                                 dilation))
     k, s, d = check_window_args(fn, nd, kernel_size, stride, dilation)
     p = ntuple(fn, "padding", padding, nd, min=0)
     if any(pi > ki // 2 for pi, ki in zip(p, k)):
@@ -176,6 +184,7 @@ def unpool_args(fn: str, nd: int, x: Any, indices: Any, kernel_size: Any, stride
     if indices.shape != x.shape:
         raise ValueError(f"{fn}(): parameter 'indices' must have the input's shape "
                          f"{x.shape}, got {indices.shape}")
+    kernel_size, stride, padding = map(broadcast_one, (kernel_size, stride, padding))
     k, s, _ = check_window_args(fn, nd, kernel_size, stride, 1)
     p = ntuple(fn, "padding", padding, nd, min=0)
     default = tuple((n - 1) * si - 2 * pi + ki
