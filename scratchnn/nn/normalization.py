@@ -43,6 +43,18 @@ def _momentum(fn: str, momentum: Any) -> float | None:
     return None if momentum is None else check_float(fn, "momentum", momentum)
 
 
+
+def _affine_parameters(m: OpModule, affine: bool, bias: bool, shape: Any, dt: np.dtype) -> None:
+    """γ = ones and β = zeros of ``shape`` (β only with ``bias``), or both registered as None."""
+    if affine:
+        m.weight = Parameter(np.ones(shape, dtype=dt))
+    else:
+        m.register_parameter("weight", None)
+    if affine and bias:
+        m.bias = Parameter(np.zeros(shape, dtype=dt))
+    else:
+        m.register_parameter("bias", None)
+
 class _NormBase(OpModule):
     """Shared by the batch and instance norms: γ, β (C,) and the running-statistics buffers."""
 
@@ -223,15 +235,7 @@ class GroupNorm(OpModule):
         self.affine = check_bool(fn, "affine", affine)
         check_bool(fn, "bias", bias)
         dt = _param_dtype(fn, device, dtype)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_channels, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_channels, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.affine, bias, self.num_channels, dt)
 
     def _call(self, x: np.ndarray) -> tuple[np.ndarray, Callable]:
         w = None if self.weight is None else self.weight.data
@@ -269,15 +273,7 @@ class LayerNorm(OpModule):
         self.elementwise_affine = check_bool(fn, "elementwise_affine", elementwise_affine)
         check_bool(fn, "bias", bias)
         dt = _param_dtype(fn, device, dtype)
-        if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dt))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dt))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.elementwise_affine, bias, self.normalized_shape, dt)
 
     def _call(self, x: np.ndarray) -> tuple[np.ndarray, Callable]:
         w = None if self.weight is None else self.weight.data

@@ -118,7 +118,7 @@ embedding = defop(embedding_forward, embedding_backward)
 
 
 class OneHotCtx(NamedTuple):
-    pass                         # integer output: nothing to differentiate
+    """Empty: one_hot's output is integer, there is nothing to differentiate."""
 
 
 def one_hot_forward(tensor: Array, num_classes: int = -1) -> tuple[Array, OneHotCtx]:
