@@ -1,6 +1,6 @@
 """The chapter's ConvNet, trained by hand in scratchnn and — step for step — in torch.
 
-    python -m benchmarks.train [--model convnet|convnet-bn]
+    python -m benchmarks.train [--model convnet|convnet-bn|book]
                                [--data digits|fashion-mnist|DIR] [--epochs N]
                                [--dtype float32|float64] [--compare-torch] [--json PATH]
                                [--plot PATH] [--seed S] [--batch-size 32] [--lr 0.5]
@@ -17,7 +17,14 @@ The network (the chapter's, NCHW, ``H×W`` the image size)::
     Conv2d(1, 16, 3, 1) → BatchNorm2d(16) → ReLU → Conv2d(16, 32, 3, 1) → BatchNorm2d(32) → ReLU
     → MaxPool2d(2) → Dropout2d(0.10) → … (as above)
 
-trained the same way; its running statistics (and ``num_batches_tracked``) are part of the
+``--model book`` trains the book's own ``ConvNet`` class (:mod:`benchmarks.book`): a Module
+subclass with attributes ``cn1, cn2, dp1, dp2, fc1, fc2`` and a forward-only ``forward`` calling
+``F.relu``, ``F.max_pool2d``, ``scratchnn.flatten`` and ``F.log_softmax`` — the same network, its
+backward the replay of its ops' hand-written backwards, its state_dict the book's keys; its
+torch twin is the book's torch class. Both dropouts there are ``Dropout2d`` as the book writes
+them (on the 2-D hidden activations torch, and scratchnn, run it element-wise).
+
+The BatchNorm model is trained the same way; its running statistics (and ``num_batches_tracked``) are part of the
 state_dict that torch's twin loads, the comparison checks them after training, and the test
 evaluation runs in eval mode, normalising with them.
 
@@ -59,6 +66,8 @@ backward through the whole network, one optimizer step; it returns the loss befo
 "loss_torch": [per step or null], "test_accuracy_scratchnn", "test_accuracy_torch"`` (percent,
 after the last epoch), ``"seconds_scratchnn", "seconds_torch"`` (training time only, all
 epochs), plus per-epoch test losses/accuracies, the largest per-step relative loss difference,
+``"params_max_rel_diff"`` (with ``--compare-torch``: how far the parameters are from torch's
+after training, see :func:`max_rel_param_diff`),
 (``convnet-bn`` with ``--compare-torch``: ``"running_stats_max_rel_diff"``, the largest relative
 difference of the BatchNorm running statistics after training),
 the time ratio, threads, versions and the settings. ``--plot PATH`` writes a PNG of both loss
@@ -83,6 +92,8 @@ import scratchnn.functional as F
 from scratchnn import nn
 from scratchnn.data import DataLoader, Dataset, load_digits, load_fashion_mnist, load_mnist_dir
 
+from .book import ConvNet
+
 try:                         # torch is needed only for the torch side (--compare-torch)
     import torch
 except ImportError:          # pragma: no cover
@@ -91,12 +102,14 @@ except ImportError:          # pragma: no cover
 __all__ = ["P_DROPOUT2D", "P_DROPOUT", "Masks", "draw_masks", "build_scratchnn_convnet",
            "build_torch_convnet", "make_scratchnn_optimizer", "make_torch_optimizer",
            "scratchnn_train_step", "torch_train_step", "evaluate", "torch_evaluate",
-           "load_data", "train", "main", "MODELS", "dropout_indices"]
+           "load_data", "train", "main", "MODELS", "dropout_indices", "dropout_layers",
+           "build_scratchnn_model"]
 
 P_DROPOUT2D = 0.10          # after the max-pool, whole channels
 P_DROPOUT = 0.25            # on the 64 hidden units, element-wise
 DROP2D_INDEX, DROP_INDEX = 5, 9     # positions of the two dropouts in the plain ConvNet
-MODELS = ("convnet", "convnet-bn")  # --model: the chapter's ConvNet, and with BatchNorm2d
+MODELS = ("convnet", "convnet-bn", "book")  # --model: the chapter's ConvNet as a Sequential,
+#                                             with BatchNorm2d, and the book's own ConvNet class
 
 
 class Masks(NamedTuple):
@@ -163,6 +176,29 @@ def build_scratchnn_convnet(dtype=np.float32, seed: int = 0, in_hw: tuple[int, i
     return model.to(np.dtype(dtype))
 
 
+def build_scratchnn_model(name: str, dtype=np.float32, seed: int = 0,
+                          in_hw: tuple[int, int] = (28, 28)) -> nn.Module:
+    """One of :data:`MODELS`: the ``Sequential`` ConvNet (``convnet``, ``convnet-bn``) or the
+    book's ``ConvNet`` class (``book``, state_dict keys ``cn1.*``, ``cn2.*``, ``fc1.*``,
+    ``fc2.*``), initialised from ``scratchnn.manual_seed(seed)``, parameters in ``dtype``."""
+    if name == "book":
+        snn.manual_seed(seed)
+        return ConvNet(_flat_features(in_hw)).to(np.dtype(dtype))
+    return build_scratchnn_convnet(dtype, seed, in_hw, name == "convnet-bn")
+
+
+def dropout_layers(model) -> tuple[Any, Any]:
+    """The (channel, hidden) dropout layers of any of the models, scratchnn's or torch's, in
+    forward order (``model[5]``, ``model[9]`` of the plain Sequential; ``dp1``, ``dp2`` of the
+    book's class)."""
+    kinds = (nn.Dropout2d, nn.Dropout) + ((TorchMaskedDropout,) if torch is not None else ())
+    found = tuple(m for m in model.modules() if isinstance(m, kinds))
+    if len(found) != 2:
+        raise ValueError(f"dropout_layers(): parameter 'model' must hold the ConvNet's two "
+                         f"dropout layers, found {len(found)}")
+    return found
+
+
 def dropout_indices(model) -> tuple[int, int]:
     """Positions of the (channel, hidden) dropout layers in either model, scratchnn's or
     torch's (5, 9 in the plain ConvNet; 7, 11 with BatchNorm)."""
@@ -181,12 +217,12 @@ def make_scratchnn_optimizer(model: nn.Module, lr: float = 0.5):
 
 def _set_scratchnn_masks(model: nn.Sequential, masks: Masks | None) -> None:
     """Make the two dropout layers draw this step's masks (None: the default generator)."""
-    i2d, i1d = dropout_indices(model)
-    model[i2d].generator = None if masks is None else _replay(masks.states[0])
-    model[i1d].generator = None if masks is None else _replay(masks.states[1])
+    channel, hidden = dropout_layers(model)
+    channel.generator = None if masks is None else _replay(masks.states[0])
+    hidden.generator = None if masks is None else _replay(masks.states[1])
 
 
-def scratchnn_train_step(model: nn.Sequential, optimizer, x: np.ndarray, y: np.ndarray,
+def scratchnn_train_step(model: nn.Module, optimizer, x: np.ndarray, y: np.ndarray,
                          masks: Masks | None = None) -> float:
     """One training step in scratchnn; returns the batch's mean NLL loss (before the step).
 
@@ -244,8 +280,8 @@ def build_torch_convnet(source: nn.Module | dict, in_hw: tuple[int, int] | None 
                         dtype=None):
     """The same network in torch, with dropout masks injected instead of drawn.
 
-    ``source`` is a scratchnn ConvNet (or its state_dict), plain or with BatchNorm (told by
-    its keys): its weights — and running statistics — are copied in (so both start identical),
+    ``source`` is a scratchnn ConvNet (or its state_dict), plain, with BatchNorm or the book's
+    class (told by its keys: the book's gives the book's torch class): its weights — and running statistics — are copied in (so both start identical),
     and the dtype follows them unless ``dtype`` is given. The two dropout layers are
     :class:`TorchMaskedDropout` modules: before each forward, their ``mask`` (``model[5]`` and
     ``model[9]`` in the plain ConvNet, see :func:`dropout_indices`) is set to the step's
@@ -254,12 +290,13 @@ def build_torch_convnet(source: nn.Module | dict, in_hw: tuple[int, int] | None 
     tnn = _torch().nn
     sd = source.state_dict() if isinstance(source, nn.Module) else dict(source)
     batch_norm = "1.running_mean" in sd
-    w1 = np.asarray(sd["9.weight" if batch_norm else "7.weight"])
+    book = "cn1.weight" in sd
+    w1 = np.asarray(sd["fc1.weight" if book else "9.weight" if batch_norm else "7.weight"])
     if in_hw is not None and w1.shape[1] != _flat_features(in_hw):
         raise ValueError(f"build_torch_convnet(): 'in_hw' {in_hw} does not match the source's "
                          f"fc1 with {w1.shape[1]} inputs")
     bn = (lambda c: [tnn.BatchNorm2d(c)]) if batch_norm else (lambda c: [])
-    model = tnn.Sequential(
+    model = TorchConvNet(w1.shape[1], dropout=TorchMaskedDropout) if book else tnn.Sequential(
         tnn.Conv2d(1, 16, 3, 1), *bn(16), tnn.ReLU(), tnn.Conv2d(16, 32, 3, 1), *bn(32),
         tnn.ReLU(), tnn.MaxPool2d(2), TorchMaskedDropout(P_DROPOUT2D), tnn.Flatten(),
         tnn.Linear(w1.shape[1], 64), tnn.ReLU(), TorchMaskedDropout(P_DROPOUT),
@@ -272,6 +309,8 @@ def build_torch_convnet(source: nn.Module | dict, in_hw: tuple[int, int] | None 
 
 
 if torch is not None:
+    from .book import TorchConvNet
+
     class TorchMaskedDropout(torch.nn.Module):
         """torch's dropout with the keep-mask supplied from outside: ``x · (mask / (1 − p))``,
         the arithmetic of torch's ``dropout``/``feature_dropout`` (noise divided by 1 − p, then
@@ -298,12 +337,12 @@ def make_torch_optimizer(model, lr: float = 0.5):
 
 def _set_torch_masks(model, masks: Masks | None, device: Any = "cpu") -> None:
     """Give the torch model's two dropout layers this step's masks (None: draw their own)."""
-    i2d, i1d = dropout_indices(model)
+    channel, hidden = dropout_layers(model)
     if masks is not None:                    # on x's device (a no-op copy on the CPU)
-        model[i2d].mask = torch.from_numpy(masks.channel).to(device)
-        model[i1d].mask = torch.from_numpy(masks.hidden).to(device)
+        channel.mask = torch.from_numpy(masks.channel).to(device)
+        hidden.mask = torch.from_numpy(masks.hidden).to(device)
     else:
-        model[i2d].mask = model[i1d].mask = None
+        channel.mask = hidden.mask = None
 
 
 def torch_train_step(model, optimizer, x, y, masks: Masks | None = None) -> float:
@@ -444,7 +483,7 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
     }
     with _Threads(threads, compare_torch) as n_threads:
         res["threads"] = n_threads
-        model = build_scratchnn_convnet(dtype, seed, in_hw, model_name == "convnet-bn")
+        model = build_scratchnn_model(model_name, dtype, seed, in_hw)
         opt = make_scratchnn_optimizer(model, lr)
         if compare_torch:
             _torch()
@@ -513,6 +552,7 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
         res["time_ratio"] = res["seconds_scratchnn"] / res["seconds_torch"]
         res["accuracy_diff_points"] = res["test_accuracy_scratchnn"] - res["test_accuracy_torch"]
         res["torch_version"] = torch.__version__
+        res["params_max_rel_diff"] = max_rel_param_diff(model, tmodel)
         if model_name == "convnet-bn":             # the BatchNorm running statistics too
             tsd = tmodel.state_dict()
             res["running_stats_max_rel_diff"] = max(
@@ -527,6 +567,20 @@ def train(data: str = "digits", epochs: int = 1, dtype="float32", compare_torch:
     return res
 
 
+def max_rel_param_diff(model: nn.Module, tmodel) -> float:
+    """How far the scratchnn model's parameters are from its torch twin's (same state_dict
+    keys): the largest, over the parameters, of ``max|a − b| / max|b|`` — each tensor's largest
+    difference relative to its own scale (element by element, a weight that passes near zero
+    would turn float32 rounding into a large "relative" difference)."""
+    tsd = tmodel.state_dict()
+    worst = 0.0
+    for k, p in model.named_parameters():
+        b = tsd[k].numpy()
+        worst = max(worst, float(np.max(np.abs(p.data - b), initial=0.0)
+                                 / max(float(np.max(np.abs(b), initial=0.0)), 1e-300)))
+    return worst
+
+
 def summary(res: dict) -> str:
     s = (f"scratchnn: {res['steps']} steps in {res['seconds_scratchnn']:.2f} s, "
          f"test accuracy {res['test_accuracy_scratchnn']:.2f} %")
@@ -535,7 +589,9 @@ def summary(res: dict) -> str:
               f"test accuracy {res['test_accuracy_torch']:.2f} %"
               f"\nlargest per-step relative loss difference: {res['max_rel_loss_diff']:.3g} "
               f"(step {res['max_rel_loss_diff_step']}); time ratio scratchnn/torch "
-              f"{res['time_ratio']:.2f}× at {res['threads']} thread(s)")
+              f"{res['time_ratio']:.2f}× at {res['threads']} thread(s)"
+              f"\nparameters after training: largest relative difference "
+              f"{res['params_max_rel_diff']:.3g}")
         if "running_stats_max_rel_diff" in res:
             s += (f"\nBatchNorm running statistics after {res['num_batches_tracked']} steps: "
                   f"largest relative difference {res['running_stats_max_rel_diff']:.3g}")
@@ -601,8 +657,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=MODELS, default="convnet",
-                    help="convnet (default; the chapter's) or convnet-bn (BatchNorm2d after "
-                         "each convolution)")
+                    help="convnet (default; the chapter's, as a Sequential), convnet-bn "
+                         "(BatchNorm2d after each convolution) or book (the book's ConvNet "
+                         "class, forward-only, book's state_dict keys)")
     ap.add_argument("--data", default="digits",
                     help="digits (default; scikit-learn's 8×8), fashion-mnist (Debian's "
                          "dataset-fashion-mnist) or a directory of MNIST-format IDX files")

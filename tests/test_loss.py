@@ -103,10 +103,14 @@ def test_backward_rule_dloss():
     t = np.zeros((3, 4))
     crit = nn.MSELoss()
     crit(x, t)
-    d1 = crit.backward()
+    d1 = crit.backward(retain_graph=True)
     np.testing.assert_allclose(d1, 2 * x / 12)
-    np.testing.assert_allclose(crit.backward(2.5), 2.5 * d1)
+    np.testing.assert_allclose(crit.backward(2.5, retain_graph=True), 2.5 * d1)
     np.testing.assert_allclose(crit.backward(np.asarray(-1.0)), -d1)
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        crit.backward()                                  # the last call freed it, as torch
+    crit(x, t)
+    np.testing.assert_allclose(crit.backward(), d1)     # a new forward saves it again
     none = nn.MSELoss(reduction="none")
     none(x, t)
     with pytest.raises(ValueError, match=r"MSELoss.backward\(\): parameter 'dloss'"):

@@ -16,6 +16,7 @@ import torch
 import scratchnn as snn
 import scratchnn.functional as F
 import scratchnn.nn as nn
+from benchmarks.book import ConvNet, TorchConvNet
 from reference.bridge import state_dict_to_numpy
 
 TF = torch.nn.functional
@@ -23,48 +24,8 @@ DTYPES = {"float32": (np.float32, torch.float32), "float64": (np.float64, torch.
 TOL = {"float32": dict(rtol=1e-4, atol=2e-5), "float64": dict(rtol=1e-9, atol=1e-10)}
 
 
-# -- the book's ConvNet, as the book writes it (only the imports changed) ----------------------
-class ConvNet(nn.Module):
-    def __init__(self):
-        super(ConvNet, self).__init__()
-        self.cn1 = nn.Conv2d(1, 16, 3, 1)
-        self.cn2 = nn.Conv2d(16, 32, 3, 1)
-        self.dp1 = nn.Dropout2d(0.10)
-        self.dp2 = nn.Dropout2d(0.25)
-        self.fc1 = nn.Linear(4608, 64)     # 4608 is basically 12 X 12 X 32
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = self.cn1(x)
-        x = F.relu(x)
-        x = self.cn2(x)
-        x = F.relu(x)
-        x = F.max_pool2d(x, 2)
-        x = self.dp1(x)
-        x = snn.flatten(x, 1)
-        x = self.fc1(x)
-        x = F.relu(x)
-        x = self.dp2(x)
-        x = self.fc2(x)
-        op = F.log_softmax(x, dim=1)
-        return op
-
-
-class TorchConvNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.cn1 = torch.nn.Conv2d(1, 16, 3, 1)
-        self.cn2 = torch.nn.Conv2d(16, 32, 3, 1)
-        self.dp1 = torch.nn.Dropout2d(0.10)
-        self.dp2 = torch.nn.Dropout2d(0.25)
-        self.fc1 = torch.nn.Linear(4608, 64)
-        self.fc2 = torch.nn.Linear(64, 10)
-
-    def forward(self, x):
-        x = TF.relu(self.cn2(TF.relu(self.cn1(x))))
-        x = self.dp1(TF.max_pool2d(x, 2))
-        x = self.dp2(TF.relu(self.fc1(torch.flatten(x, 1))))
-        return TF.log_softmax(self.fc2(x), dim=1)
+# -- the book's ConvNet, as the book writes it (only the imports changed): benchmarks/book.py,
+# the class `python -m benchmarks.train --model book` trains; TorchConvNet is the book's torch code
 
 
 # -- a residual block and a two-branch model ---------------------------------------------------
@@ -390,6 +351,44 @@ def test_backward_twice_raises_unless_retain_graph():
         _model(F.tanh).backward(d)
 
 
+def _leaves(g):
+    """The arrays in a nested tuple of gradients (None left out)."""
+    if isinstance(g, (tuple, list)):
+        return [a for e in g for a in _leaves(e)]
+    return [] if g is None else [g]
+
+
+@pytest.mark.parametrize("make, x_shape, douts", [
+    (lambda: nn.Linear(3, 2), (4, 3), lambda d: (d,)),
+    (lambda: nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Flatten()), (4, 3), lambda d: (d,)),
+    (lambda: nn.Flatten(), (4, 3), lambda d: (d,)),
+    (lambda: nn.LSTMCell(3, 2), (4, 3), lambda d: (d, None)),
+    (lambda: nn.GRU(3, 2), (5, 4, 3), lambda d: (d, None)),
+    (lambda: nn.MaxPool1d(2, return_indices=True), (4, 3, 6), lambda d: (d, None)),
+])
+def test_built_in_layers_refuse_a_second_backward_unless_retain_graph(make, x_shape, douts):
+    """As torch: a backward frees what the forward saved; retain_graph=True keeps it (and the
+    second call adds into .grad again); a new forward saves it anew."""
+    m = make()
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(x_shape)
+    m.to(np.float64)
+    out = m(x)
+    first = out[0] if isinstance(out, tuple) else out
+    d = douts(rng.standard_normal(first.shape))
+    g1 = m.backward(*d, retain_graph=True)
+    grads = {n: p.grad.copy() for n, p in m.named_parameters()}
+    g2 = m.backward(*d)
+    for a, b in zip(_leaves(g1), _leaves(g2)):
+        np.testing.assert_array_equal(a, b)
+    for n, p in m.named_parameters():
+        np.testing.assert_allclose(p.grad, 2 * grads[n], err_msg=n)
+    with pytest.raises(RuntimeError, match=r"^\w+\.backward\(\).*second time.*retain_graph=True"):
+        m.backward(*d)
+    m(x)
+    m.backward(*d)                                                 # a new forward: fine again
+
+
 def test_errors_inside_a_model_name_the_layer_path():
     m = ConvNet()                                                  # float32 parameters
     with pytest.raises(TypeError, match=r"^cn1 \(Conv2d\): conv2d\(\).*dtype"):
@@ -434,7 +433,7 @@ def test_loss_modules_give_the_target_gradient_like_torch(name, kw, target, dtyp
     crit = getattr(nn, name)(**kw)
     loss = crit(x, t)
     dloss = np.ones_like(loss) if loss.ndim else None
-    dx, dt = crit.backward(dloss, target_grad=True)
+    dx, dt = crit.backward(dloss, target_grad=True, retain_graph=True)
     np.testing.assert_array_equal(crit.backward(dloss), dx)      # the one-line idiom
     tx, tt = (torch.tensor(a, requires_grad=True) for a in (x, t))
     tl = getattr(torch.nn, name)(**kw)(tx, tt)
@@ -628,3 +627,36 @@ def test_layers_with_several_outputs_inside_a_forward_only_model():
     for g, t in zip(grads, targs):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-10, atol=1e-12)
     _check_grads(ours, theirs, "float64")
+
+
+def test_a_layer_backward_returning_too_few_gradients_is_refused():
+    """A hand-written layer whose backward returns dx alone, called with a second tracked
+    input: the replay refuses rather than drop that input's gradient."""
+    class Scale(nn.Module):
+        def forward(self, x, s):
+            self._s = s
+            return x * s
+
+        def backward(self, d):
+            return d * self._s                                # no gradient for s
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = Scale()
+
+        def forward(self, x):
+            return self.scale(x, F.tanh(x))
+
+    x = np.random.default_rng(12).standard_normal((2, 3))
+    m = Model()
+    m(x)
+    with pytest.raises(nn.UntrackedOperationError, match=r"Scale.backward\(\).*argument 1"):
+        m.backward(np.random.default_rng(13).standard_normal((2, 3)))
+    class Const(Model):
+        def forward(self, x):
+            return self.scale(x, np.asarray(F.tanh(x)))       # a constant: fine
+    c = Const()
+    c(x)
+    d = np.random.default_rng(13).standard_normal((2, 3))
+    np.testing.assert_allclose(c.backward(d), d * np.tanh(x))

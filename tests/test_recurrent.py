@@ -483,7 +483,8 @@ def _module_as_op(m, lengths=None):
         return (out[0], *out[1]) if lstm else out, None
 
     def module_backward(ctx, douts):
-        dx, dhx = m.backward(douts[0], tuple(douts[1:]) if lstm else douts[1])
+        dx, dhx = m.backward(douts[0], tuple(douts[1:]) if lstm else douts[1],
+                              retain_graph=True)   # gradcheck: one forward, many backwards
         return (dx, *dhx) if lstm else (dx, dhx)
 
     return snn.defop(module_forward, module_backward)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from benchmarks import train as T
+from scratchnn import nn
 from scratchnn.data import DataLoader, load_digits
 
 QUIET = dict(progress=False, log=lambda *a: None)
@@ -229,3 +230,40 @@ def test_cli_model_flag(tmp_path, capsys):
         T.main(["--model", "resnet", "--no-progress"])
     with pytest.raises(ValueError, match="model"):
         T.train("digits", limit=1, model="resnet", **QUIET)
+
+
+# -- the book's ConvNet class (--model book) ---------------------------------------------------
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-9), ("float32", 1e-4)])
+def test_book_class_trains_step_for_step_with_torch(dtype, rtol):
+    """The forward-only class with the book's attributes, keys and dropouts, trained with the
+    replayed backward: every step's loss and every parameter after the run equal torch's."""
+    res = T.train("digits", epochs=1, dtype=dtype, compare_torch=True, limit=12, model="book",
+                  **QUIET)
+    a, b = np.array(res["loss_scratchnn"]), np.array(res["loss_torch"])
+    assert res["model"] == "book" and len(a) == len(b) == 12
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=0)
+    assert res["params_max_rel_diff"] < rtol
+    assert a[-4:].mean() < a[:4].mean()
+
+
+def test_book_class_layout_masks_and_the_books_keys(digits64):
+    model = T.build_scratchnn_model("book", np.float64, seed=0, in_hw=(8, 8))
+    tmodel = T.build_torch_convnet(model)
+    keys = ["cn1.weight", "cn1.bias", "cn2.weight", "cn2.bias", "fc1.weight", "fc1.bias",
+            "fc2.weight", "fc2.bias"]
+    assert list(model.state_dict()) == list(tmodel.state_dict()) == keys
+    assert [type(m).__name__ for m in T.dropout_layers(model)] == ["Dropout2d", "Dropout2d"]
+    assert [m.p for m in T.dropout_layers(tmodel)] == [T.P_DROPOUT2D, T.P_DROPOUT]
+    # the same initial weights as the Sequential ConvNet (same seed, same creation order)
+    seq = T.build_scratchnn_convnet(np.float64, seed=0, in_hw=(8, 8))
+    for k, v in zip(keys, seq.state_dict().values()):
+        np.testing.assert_array_equal(model.state_dict()[k], v)
+    x, y = digits64.x_train[:32], digits64.y_train[:32]
+    masks = T.draw_masks(np.random.default_rng(4), 32, np.float64)
+    opt, topt = T.make_scratchnn_optimizer(model), T.make_torch_optimizer(tmodel)
+    ls = T.scratchnn_train_step(model, opt, x, y, masks)
+    lt = T.torch_train_step(tmodel, topt, torch.from_numpy(x), torch.from_numpy(y), masks)
+    assert ls == pytest.approx(lt, rel=1e-12)
+    assert T.max_rel_param_diff(model, tmodel) < 1e-10
+    with pytest.raises(ValueError, match="dropout_layers.*model"):
+        T.dropout_layers(nn.Sequential(nn.ReLU()))

@@ -31,15 +31,14 @@ class _Reshape(Module):
         object.__setattr__(self, "_in_shape", input.shape)
         return input.reshape(shape)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, *, retain_graph: bool = False) -> np.ndarray:
         fn = type(self).__name__
-        shape = self.__dict__.get("_in_shape")
-        if shape is None:
-            raise RuntimeError(f"{fn}.backward() called before forward()")
+        shape = self._saved_for_backward("_in_shape")
         check_array(f"{fn}.backward", "dout", dout)
         if dout.size != math.prod(shape):
             raise ValueError(f"{fn}.backward(): parameter 'dout' has {dout.size} elements, "
                              f"the forward input had shape {shape}")
+        self._release("_in_shape", retain_graph)
         return dout.reshape(shape)
 
 

@@ -65,11 +65,10 @@ class _Loss(Module):
     def backward(self, dloss: Any = None, *, target_grad: bool = False,
                  retain_graph: bool = False) -> Any:
         """∂loss/∂input for upstream ``dloss`` (None: 1.0; required when reduction='none');
-        ``target_grad=True``: the pair ``(∂loss/∂input, ∂loss/∂target)``."""
+        ``target_grad=True``: the pair ``(∂loss/∂input, ∂loss/∂target)``. A second backward
+        needs ``retain_graph=True`` on the first."""
         name = f"{type(self).__name__}.backward"
-        pb = self.__dict__.get("_pullback")
-        if pb is None:
-            raise RuntimeError(f"{name}() called before forward()")
+        pb = self._saved_for_backward("_pullback")
         out = self.__dict__["_out"]
         if dloss is None:
             if out.ndim:
@@ -79,6 +78,7 @@ class _Loss(Module):
         elif isinstance(dloss, (int, float, np.number)) and not isinstance(dloss, bool):
             dloss = np.asarray(dloss, dtype=out.dtype)
         dx, dt = pb(dloss)[:2]
+        self._release("_pullback", retain_graph)
         return (dx, dt) if target_grad else dx
 
     def _replay_backward(self, douts: tuple, input_grad: bool) -> Any:

@@ -12,8 +12,9 @@ The module contract (docs/design.md):
   ``.numpy()``) loads directly;
 * a forward-only model's backward frees its recorded forward: a second ``backward`` without a
   new forward raises, unless the first was called with ``retain_graph=True`` (torch's rule).
-  A built-in layer keeps its saved state and may be asked again (gradcheck asks one forward
-  for many backwards); each call adds into ``.grad`` again, so zero the grads in between;
+  A backward frees what the forward saved for it: a second backward without a new forward is
+  an error ("backward through the graph a second time", as torch's), unless the first asked
+  ``retain_graph=True``; then each call adds into ``.grad`` again;
 * an error raised inside a model names the layer's path (``fc1 (Linear): linear(): ...``).
 
 Most layers are a functional op plus parameters; :class:`OpModule` writes that pattern once.
@@ -269,6 +270,24 @@ class Module:
             raise TypeError(f"{type(self).__name__} defines no backward()")
         return tracing.backward(self, grads, input_grad, retain_graph)
 
+    def _saved_for_backward(self, key: str) -> Any:
+        """What this layer's forward saved under ``key`` for its backward, or the error torch
+        gives: before any forward, or a second backward after the first freed it."""
+        fn = f"{type(self).__name__}.backward"
+        value = self.__dict__.get(key)
+        if value is None:
+            raise RuntimeError(f"{fn}() called before forward()")
+        if value is _FREED:
+            raise RuntimeError(f"{fn}(): trying to backward through the graph a second time: "
+                               f"the first backward freed what the forward saved; call the "
+                               f"first one with retain_graph=True to backward again")
+        return value
+
+    def _release(self, key: str, retain_graph: bool) -> None:
+        """After a backward: free the saved state, unless the call asked to keep it."""
+        if not retain_graph:
+            object.__setattr__(self, key, _FREED)
+
     def _replay_backward(self, douts: tuple, input_grad: bool) -> Any:
         """This layer's backward as a recorded step of a parent's forward: ``douts`` mirror
         the outputs of that call; returns gradients mirroring its inputs."""
@@ -286,6 +305,7 @@ class Module:
 
 
 _depth = [0]                        # how deep in nested Module calls we are
+_FREED = object()                   # a layer's saved state after a backward freed it
 
 
 def _named(e: BaseException, root: Module, chain: list) -> BaseException:
@@ -320,14 +340,6 @@ class OpModule(Module):
         object.__setattr__(self, "_n_inputs", 1 + len(inputs))
         return out
 
-    def _take_pullback(self, retain_graph: bool) -> Callable:
-        """The saved pullback (kept: a built-in layer may be asked again, see the module
-        docstring; ``retain_graph`` is accepted for torch's spelling)."""
-        pb = self.__dict__.get("_pullback")
-        if pb is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before forward()")
-        return pb
-
     def backward(self, dout: Any, *, input_grad: bool = True, retain_graph: bool = False
                  ) -> Any:
         """Input gradient(s); adds the parameters' gradients into their ``.grad``.
@@ -335,7 +347,7 @@ class OpModule(Module):
         ``input_grad=False``: the input gradient is not wanted (returns None); ops that can
         skip its work do (a convolution's dx), via the pullback's ``needs_input_grad``.
         ``retain_graph=True`` keeps the saved state for another backward."""
-        pb = self._take_pullback(retain_graph)
+        pb = self._saved_for_backward("_pullback")
         n = self.__dict__["_n_inputs"]
         if input_grad or "needs_input_grad" not in inspect.signature(pb).parameters:
             grads = pb(dout)                        # a hand-written pullback: compute, drop
@@ -345,6 +357,7 @@ class OpModule(Module):
             p = getattr(self, name)
             if p is not None and g is not None:
                 p.accumulate(g)
+        self._release("_pullback", retain_graph)
         if not input_grad:
             return None
         return grads[0] if n == 1 else grads[:n]

@@ -229,13 +229,10 @@ class RNNBase(Module):
 
         ``dout`` mirrors ``output``; ``dhx`` mirrors ``h_n`` (LSTM: ``(dh_n, dc_n)``); any may
         be None (zeros). Returns ``(dx, dh0)`` (LSTM: ``(dx, (dh0, dc0))``) and adds into every
-        parameter's ``.grad``. The saved state is kept (``retain_graph`` is accepted and
-        changes nothing): gradcheck asks one forward for many backwards.
+        parameter's ``.grad``. The saved state is freed unless ``retain_graph=True``.
         """
         fn = f"{type(self).__name__}.backward"
-        saved = self.__dict__.get("_saved")
-        if saved is None:
-            raise RuntimeError(f"{fn}() called before forward()")
+        saved = self._saved_for_backward("_saved")
         T, B, batched, D, P = saved["T"], saved["B"], saved["batched"], self._D, self._P
         dt = self.weight_ih_l0.dtype
         n = D * self.num_layers
@@ -279,6 +276,7 @@ class RNNBase(Module):
                     if p is not None and g is not None:
                         p.accumulate(g)
             dy = dx
+        self._release("_saved", retain_graph)
         if batched and self.batch_first:
             dy = dy.swapaxes(0, 1)
         if not batched:
@@ -407,8 +405,8 @@ class RNNCellBase(Module):
 
     def backward(self, *douts: Any, retain_graph: bool = False) -> tuple:
         """``(dx, dh)`` from dh' (LSTMCell: ``backward(dh', dc')`` mirroring the two outputs,
-        either may be None; a ``(dh', dc')`` tuple is accepted too). ``retain_graph`` is
-        accepted for torch's spelling: a built-in layer keeps its saved state."""
+        either may be None; a ``(dh', dc')`` tuple is accepted too). The saved state is freed
+        unless ``retain_graph=True``."""
         fn = f"{type(self).__name__}.backward"
         lstm = self.mode == "LSTM"
         if len(douts) == 1 and (not lstm or isinstance(douts[0], (tuple, list))):
@@ -418,13 +416,12 @@ class RNNCellBase(Module):
         else:
             raise TypeError(f"{fn}(): takes the gradients of the outputs "
                             f"({'dh, dc' if lstm else 'dh'}), got {len(douts)} arguments")
-        pb = self.__dict__.get("_pullback")
-        if pb is None:
-            raise RuntimeError(f"{fn}() called before forward()")
+        pb = self._saved_for_backward("_pullback")
         dx, dhx, *grads = pb(dout)
         for p, g in zip((self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh), grads):
             if p is not None and g is not None:
                 p.accumulate(g)
+        self._release("_pullback", retain_graph)
         return dx, dhx
 
     def extra_repr(self) -> str:

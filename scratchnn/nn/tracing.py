@@ -347,7 +347,14 @@ class Tape:
                     sub.__dict__.update(d)
             if grads is None:
                 return (None,) * len(slots)
-            return grads if isinstance(grads, tuple) and len(slots) > 1 else (grads,)
+            grads = grads if isinstance(grads, tuple) and len(slots) > 1 else (grads,)
+            lost = [i for i, sl in enumerate(slots) if i >= len(grads) and sl is not None]
+            if lost:                                  # never drop a gradient silently
+                raise UntrackedOperationError(
+                    f"{type(m).__name__}.backward() returns gradients for {len(grads)} "
+                    f"inputs, but forward argument {lost[0]} is a tracked value too: its "
+                    f"gradient would be lost (pass it as a constant, np.asarray(x))")
+            return grads
 
         self.entries.append((backward, slots, out_slots, trains))
         return result

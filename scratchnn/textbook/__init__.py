@@ -24,6 +24,8 @@ Families, in reading order:
 ``recurrent``         RNN, LSTM and GRU cells; a layer is the cell loop, BPTT its reverse
 ``loss``              nll, cross entropy, mse, l1, huber, bce, kl_div
 ``normalization``     batch/layer/group/instance/rms norm on one core; embedding
+``tensor``            flatten, reshape, transpose, permute, cat, stack, add, mul, indexing:
+                      the shape and arithmetic ops a custom forward uses
 ``optim``             the optimizers' update rules as plain formulas
 ====================  =====================================================================
 """
