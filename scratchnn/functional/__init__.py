@@ -13,3 +13,4 @@ from .loss import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
 from .tensor import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403

@@ -24,6 +24,7 @@ Families, in reading order:
 ``recurrent``         RNN, LSTM and GRU cells; a layer is the cell loop, BPTT its reverse
 ``loss``              nll, cross entropy, mse, l1, huber, bce, kl_div
 ``normalization``     batch/layer/group/instance/rms norm on one core; embedding
+``attention``         scaled dot-product attention, multi-head attention
 ``tensor``            flatten, reshape, transpose, permute, cat, stack, add, mul, indexing:
                       the shape and arithmetic ops a custom forward uses
 ``optim``             the optimizers' update rules as plain formulas
@@ -39,4 +40,5 @@ from .loss import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .embedding import *  # noqa: F401,F403
 from .tensor import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
 from . import optim  # noqa: F401
