@@ -103,7 +103,7 @@ __all__ = ["P_DROPOUT2D", "P_DROPOUT", "Masks", "draw_masks", "build_scratchnn_c
            "build_torch_convnet", "make_scratchnn_optimizer", "make_torch_optimizer",
            "scratchnn_train_step", "torch_train_step", "evaluate", "torch_evaluate",
            "load_data", "train", "main", "MODELS", "dropout_indices", "dropout_layers",
-           "build_scratchnn_model"]
+           "build_scratchnn_model", "write_outputs"]
 
 P_DROPOUT2D = 0.10          # after the max-pool, whole channels
 P_DROPOUT = 0.25            # on the 64 hidden units, element-wise
@@ -694,13 +694,18 @@ def main(argv: list[str] | None = None) -> dict:
                 args.batch_size, args.lr, args.limit, args.threads, not args.no_progress,
                 interleave=args.interleave, model=args.model)
     print(summary(res))
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
-        print(f"wrote {args.json}")
-    if args.plot:
-        plot(res, args.plot)
-        print(f"wrote {args.plot}")
+    write_outputs(res, args.json, args.plot, plot)
     return res
+
+
+def write_outputs(res: dict, json_path: str | None, plot_path: str | None, plot_fn) -> None:
+    """``--json PATH`` and ``--plot PATH`` of a trainer (this one's and benchmarks.train_gpt's)."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(res, indent=1) + "\n")
+        print(f"wrote {json_path}")
+    if plot_path:
+        plot_fn(res, plot_path)
+        print(f"wrote {plot_path}")
 
 
 if __name__ == "__main__":

@@ -17,3 +17,6 @@ from .recurrent import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .sparse import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
+from .transformer import *  # noqa: F401,F403
+from . import utils  # noqa: F401  (clip_grad_norm_, clip_grad_value_)

@@ -2,6 +2,8 @@
 
 Both are reshapes, so the backward reshapes the gradient back: dx = dy.reshape(x.shape). The
 output is a view of the input where NumPy can make one (as torch's), never a modified input.
+``ModuleList`` and ``ModuleDict`` hold submodules for a forward to call (torch's: no forward
+of their own; keys ``0.``, ``1.``, … or the dict's keys in the state_dict).
 ``Sequential`` lives in :mod:`scratchnn.nn.module`; the replay of forward-only modules in
 :mod:`scratchnn.nn.tracing` (its ``Tracked`` and ``UntrackedOperationError`` are re-exported
 here, and so in ``scratchnn.nn``).
@@ -9,7 +11,7 @@ here, and so in ``scratchnn.nn``).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -17,7 +19,7 @@ from .._validate import check_array, check_dim, check_int
 from .module import Module
 from .tracing import Tracked, UntrackedOperationError
 
-__all__ = ["Flatten", "Unflatten", "Tracked", "UntrackedOperationError"]
+__all__ = ["Flatten", "Unflatten", "ModuleList", "ModuleDict", "Tracked", "UntrackedOperationError"]
 
 
 class _Reshape(Module):
@@ -106,3 +108,109 @@ class Unflatten(_Reshape):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+def _module(fn: str, m: Any) -> Module:
+    if not isinstance(m, Module):
+        raise TypeError(f"{fn}(): parameter 'module' must be a Module, got {type(m).__name__}")
+    return m
+
+
+class ModuleList(Module):
+    """ModuleList(modules=None): a list of submodules, registered under ``"0"``, ``"1"``, ….
+
+    Indexing, ``len``, iteration, ``append``, ``extend``, ``insert`` as torch's; a slice is a
+    new ModuleList of the same modules. It has no forward: a parent's forward iterates it.
+    Torch: torch.nn.ModuleList"""
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _index(self, i: int) -> str:
+        i = check_int("ModuleList", "idx", i)
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"ModuleList: index {i} is out of range for {len(self)} modules")
+        return str(i % len(self))
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return ModuleList(list(self._modules.values())[i])
+        return self._modules[self._index(i)]
+
+    def __setitem__(self, i: int, m: Module) -> None:
+        setattr(self, self._index(i), _module("ModuleList.__setitem__", m))
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def append(self, module: Module) -> "ModuleList":
+        setattr(self, str(len(self)), _module("ModuleList.append", module))
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> "ModuleList":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        mods = list(self._modules.values())
+        mods.insert(index, _module("ModuleList.insert", module))
+        self._modules.clear()
+        for i, m in enumerate(mods):
+            setattr(self, str(i), m)
+
+
+class ModuleDict(Module):
+    """ModuleDict(modules=None): submodules by name, in insertion order (``d[key]``, ``in``,
+    ``keys``, ``values``, ``items``, ``update``, ``pop``, ``len``, iteration over keys).
+    Torch: torch.nn.ModuleDict"""
+
+    def __init__(self, modules: Any = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict(): keys must be str, got {type(key).__name__}")
+        setattr(self, key, _module("ModuleDict.__setitem__", module))
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+        object.__delattr__(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._modules))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def keys(self) -> Any:
+        return self._modules.keys()
+
+    def values(self) -> Any:
+        return self._modules.values()
+
+    def items(self) -> Any:
+        return self._modules.items()
+
+    def pop(self, key: str) -> Module:
+        m = self._modules[key]
+        del self[key]
+        return m
+
+    def update(self, modules: Any) -> None:
+        for k, m in (modules.items() if hasattr(modules, "items") else modules):
+            self[k] = m
+
