@@ -482,11 +482,10 @@ def test_plain_activations_live_once_and_the_fast_ones_choose_one_route():
     """The plain ops are the textbook's own objects; the fast editions decide their path in one
     place, ``choose_route``."""
     from scratchnn.functional import activation as A
-    for name in ("tanh", "softmax", "softmin", "leaky_relu", "elu", "selu", "celu", "gelu",
-                 "hardswish", "softsign", "tanhshrink", "prelu"):
+    for name in ("tanh", "softmax", "softmin", "hardswish", "softsign", "tanhshrink", "prelu"):
         assert getattr(F, name) is getattr(T, name), name
     for name in ("sigmoid", "relu", "relu6", "hardtanh", "hardsigmoid", "log_softmax", "silu",
-                 "mish", "softplus", "logsigmoid"):
+                 "mish", "softplus", "logsigmoid", "leaky_relu", "elu", "selu", "celu", "gelu"):
         assert getattr(F, name) is not getattr(T, name), name
         assert getattr(F, name).forward.__module__ == A.__name__, name
     c = np.zeros((3, A._ZERO_BLOCK))
@@ -514,3 +513,99 @@ def test_textbook_sigmoid_is_the_fast_bits(dtype):
         (yf, pf), (yb, pb) = scratchnn.vjp(F.sigmoid, xs), scratchnn.vjp(T.sigmoid, xs)
         np.testing.assert_array_equal(yf, yb)
         np.testing.assert_array_equal(pf(ds)[0], pb(ds)[0])
+
+
+# -- the blocked kernels (scratchnn.perf.elementwise): y and the factor f = dy/dx at once -----
+
+# ops whose fast edition gives the textbook's bits (y and dx): a factor exactly 1 or the slope,
+# bit selects, the textbook's own formulas block by block; (name, kwargs, dtypes)
+EXACT = [("leaky_relu", {}, DTYPES), ("leaky_relu", {"negative_slope": -0.3}, DTYPES),
+         ("leaky_relu", {"negative_slope": 2.0}, DTYPES), ("softplus", {}, DTYPES),
+         ("softplus", {"beta": -0.5, "threshold": 1.0}, DTYPES),
+         ("gelu", {"approximate": "tanh"}, DTYPES), ("gelu", {}, [np.float64])]
+
+
+def _blocked_setup(monkeypatch, threads):
+    from scratchnn.perf import elementwise, threads as parallel
+    monkeypatch.setattr(elementwise, "BLOCK_BYTES", 1000)          # many blocks, a ragged tail
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    return lambda: parallel.set_num_threads(before)
+
+
+def _special_values(dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((7, 1234)) * 6).astype(dtype)
+    x.reshape(-1)[:8] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 88.0, -1e4, 1e4]
+    return x, rng.standard_normal(x.shape).astype(dtype)
+
+
+def _both_editions(monkeypatch, threads, name, kwargs, dtypes):
+    """For each dtype, with many blocks over ``threads`` threads: (dtype, x, dy, dx of the fast
+    edition, dx of the textbook's), after checking that both give the same y bits."""
+    restore = _blocked_setup(monkeypatch, threads)
+    try:
+        for dtype in dtypes:
+            x, dy = _special_values(dtype, threads)
+            out = []
+            with np.errstate(all="ignore"):
+                for E in (F, T):
+                    y, pb = scratchnn.vjp(getattr(E, name), x, **kwargs)
+                    out += [y, pb(dy)[0]]
+            np.testing.assert_array_equal(out[0], out[2])
+            assert out[0].dtype == dtype and out[1].dtype == dtype
+            yield dtype, x, dy, out[1], out[3]
+    finally:
+        restore()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name,kwargs,dtypes", EXACT, ids=[f"{n}{k or ''}" for n, k, _ in EXACT])
+def test_blocked_kernels_give_the_textbook_bits(monkeypatch, name, kwargs, dtypes, threads):
+    """Across block edges and threads, at NaN, ±inf, ±0 too: the textbook's values, bit for bit
+    (one dtype-dependent formula: gelu's float32 erf, below, is an approximation)."""
+    for _, x, dy, dxf, dxb in _both_editions(monkeypatch, threads, name, kwargs, dtypes):
+        np.testing.assert_array_equal(dxf, dxb)
+        xs = x[:, ::3]                                             # strided: one copy, same
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(getattr(F, name)(xs, **kwargs),
+                                          getattr(T, name)(xs, **kwargs))
+
+
+ELU_FAMILY = [("elu", {}), ("elu", {"alpha": -1.5}), ("selu", {}), ("celu", {"alpha": -0.7}),
+              ("celu", {"alpha": 0.4})]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name,kwargs", ELU_FAMILY, ids=[f"{n}{k or ''}" for n, k in ELU_FAMILY])
+def test_elu_family_values_exact_and_factor_within_an_ulp_of_one(monkeypatch, name, kwargs,
+                                                                 threads):
+    """y is the textbook's bits; the saved factor uses e^{sx} = 1 + expm1(sx) from the forward,
+    so dx differs from the textbook's exp by less than one ulp of 1 times α·scale·s·|dy|."""
+    c = {"elu": abs(kwargs.get("alpha", 1.0)), "celu": 1.0,
+         "selu": F.activation.SELU_SCALE * F.activation.SELU_ALPHA}[name]
+    for dtype, _, dy, dxf, dxb in _both_editions(monkeypatch, threads, name, kwargs, DTYPES):
+        eps = np.finfo(dtype).eps
+        with np.errstate(invalid="ignore"):
+            ok = ((dxf == dxb) | (np.abs(dxf - dxb) <= 2 * eps * (c * np.abs(dy) + np.abs(dxb)))
+                  | (np.isnan(dxf) & np.isnan(dxb)))
+        assert np.all(ok), (dxf[~ok], dxb[~ok])
+
+
+def test_gelu_float32_erf_is_accurate_to_a_few_ulp():
+    """float32 gelu's one-exp Φ against float64 torch: y and dx within 2e-6 relative where
+    |x| < 5 and 1e-12 absolute beyond (where Φ(x) < 3e-7 or 1 − Φ(x) < 3e-7)."""
+    x = np.linspace(-12, 12, 480001).astype(np.float32)
+    dy = np.cos(3 * x.astype(np.float64)).astype(np.float32)
+    y, pb = scratchnn.vjp(F.gelu, x)
+    dx = pb(dy)[0]
+    xt = torch.tensor(x.astype(np.float64), requires_grad=True)
+    yt = TF.gelu(xt)
+    yt.backward(torch.tensor(dy.astype(np.float64)))
+    ref_y, ref_dx = yt.detach().numpy(), xt.grad.numpy()
+    near = np.abs(x) < 5
+    for ours, ref in ((y, ref_y), (dx, ref_dx)):
+        err = np.abs(ours - ref)
+        assert np.all(err[near] <= 2e-6 * np.abs(ref[near]) + 1e-7), err[near].max()
+        assert np.all(err[~near] <= 2e-6 * np.abs(ref[~near]) + 1e-12)

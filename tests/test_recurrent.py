@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -641,3 +642,82 @@ def test_lstm_projection_with_lengths_never_reads_unwritten_memory():
                                 lengths=[2, 2])
         grads = pullback((rng.standard_normal(out[0].shape), None, None))
         assert all(g is None or np.isfinite(g).all() for g in grads)
+
+
+# ---- the engine's recycled buffers (scratchnn.perf.recycle) and weight-gradient chunks ----------
+
+def test_recycled_buffer_is_reused_only_once_nothing_refers_to_it(monkeypatch):
+    """A pooled array comes back only when no array, view or memoryview of it is alive."""
+    from scratchnn.perf import recycle
+    monkeypatch.setattr(recycle, "MIN_BYTES", 0)
+    recycle.release()
+
+    def addr(a):
+        return a.__array_interface__["data"][0]
+
+    a = recycle.empty((5, 7), np.float32)
+    first = addr(a)
+    assert addr(recycle.empty((5, 7), np.float32)) != first          # a still held
+    view = a[1:].T
+    del a
+    assert addr(recycle.empty((5, 7), np.float32)) != first          # a view keeps it
+    mv = memoryview(view)
+    del view
+    assert addr(recycle.empty((5, 7), np.float32)) != first          # so does a memoryview
+    del mv
+    b = recycle.empty((7, 5), np.float32)                             # same size: reused
+    assert addr(b) == first and b.shape == (7, 5) and b.dtype == np.float32
+    assert addr(recycle.empty((5, 7), np.float64)) != first          # another dtype: never
+    z = recycle.zeros((3, 4), np.float64)
+    assert not z.any()
+    del b, z
+    recycle.release()
+    assert recycle.kept_bytes() == 0
+
+
+def _poison_free_buffers():
+    """Fill every free pooled buffer with NaN: a read of memory the engine did not write
+    shows up as NaN in the result."""
+    from scratchnn.perf import recycle
+    for bufs in recycle._pools().values():
+        for i in range(len(bufs)):
+            if sys.getrefcount(bufs[i]) == 2:                          # list + argument: free
+                bufs[i].fill(np.nan)
+
+
+@pytest.mark.parametrize("proj", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lstm_on_recycled_buffers_and_one_step_chunks_equals_the_textbook(monkeypatch,
+                                                                          reverse, proj):
+    """Every buffer from the pool (poisoned with NaN between calls), weight gradients summed
+    one step at a time, variable lengths: the same numbers as the textbook; and a forward run
+    while an earlier context is alive never reuses (overwrites) that context or its output."""
+    from scratchnn.functional import recurrent
+    from scratchnn.perf import recycle
+    monkeypatch.setattr(recycle, "MIN_BYTES", 0)
+    monkeypatch.setattr(recurrent, "CHUNK_BYTES", 1)
+    rng = np.random.default_rng(3)
+    n_t, B, I, H = 6, 3, 3, 4
+    P = 2 if proj else H
+    lengths = [4, 6, 2]
+    x = rng.standard_normal((n_t, B, I))
+    h0, c0 = rng.standard_normal((B, P)), rng.standard_normal((B, H))
+    w = [rng.standard_normal((4 * H, I)) / 2, rng.standard_normal((4 * H, P)) / 2,
+         rng.standard_normal(4 * H), rng.standard_normal(4 * H),
+         rng.standard_normal((P, H)) / 2 if proj else None]
+    douts = (rng.standard_normal((n_t, B, P)), rng.standard_normal((B, P)),
+             rng.standard_normal((B, H)))
+    out_b, pb_b = snn.vjp(T.lstm_layer, x, h0, c0, *w, lengths=lengths, reverse=reverse)
+    g_b = pb_b(douts)
+    held = []
+    for _ in range(3):
+        _poison_free_buffers()
+        out_f, pb_f = snn.vjp(F.lstm_layer, x, h0, c0, *w, lengths=lengths, reverse=reverse)
+        held.append((out_f, pb_f))                                    # contexts stay alive
+    for out_f, pb_f in reversed(held):
+        _poison_free_buffers()
+        for a, b in zip(out_f + pb_f(douts), out_b + g_b):
+            if b is None:
+                assert a is None
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -18,8 +18,9 @@ Layers run one cell over a whole sequence, one layer and one direction (the modu
     out, h_n = gru_layer(x, h0, W_ih, W_hh, b_ih, b_hh, lengths=None, reverse=False)
     out, h_n, c_n = lstm_layer(x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr)
 
-What makes the layers here fast, all outside the recurrence itself (one path, no routes: the
-tests compare it with the textbook on every case):
+What makes the layers here fast, all outside the recurrence itself (one path; ``ROUTES``
+only forces the LSTM's weight-gradient chunks down to one step, so the tests compare every
+piece with the textbook):
 
 * the input projection ``x_t W_ihᵀ + b`` for all T steps is ONE GEMM (T·B, I) @ (I, G·H);
 * the gates of a step sit side by side in one row, the sigmoid gates first, so one sigmoid and
@@ -28,9 +29,11 @@ tests compare it with the textbook on every case):
 * the backward writes each step's gate gradients into a (T, B, G·H) buffer, and dW_ih, dW_hh,
   the biases and dx come out of it at the end as one GEMM each (no per-step accumulation);
 * the LSTM works in column layout — a step's B sequences are the columns of (features, B)
-  arrays, ``a = W_hh h + W_ih x + b`` — because OpenBLAS runs the short, wide recurrent GEMMs
-  1.5–1.8× faster that way and every gate is then a contiguous block (see lstm_layer); its
-  input projection is T GEMMs W_ih x_tᵀ and its gate gradients are kept as a (4H, T·B) matrix;
+  arrays — because OpenBLAS runs the short, wide recurrent GEMMs 1.5–1.8× faster that way and
+  every gate is then a contiguous block; a step is ONE GEMM [W_hh | W_ih | b] @ [h; x_t; 1]
+  (input projection, recurrent product and bias together, see lstm_layer), and its backward
+  sums the weight gradients a chunk of steps at a time (a cache-sized (4H, c·B) block, one GEMM
+  per chunk; see ``_WeightGrads``); its buffers are recycled (:mod:`scratchnn.perf.recycle`);
 * the in-place sigmoid and the contiguous Wᵀ copy live in :mod:`scratchnn.perf.sequence`.
 
 Variable lengths (``lengths=``, torch's ``pack_padded_sequence`` semantics): sequence b is
@@ -48,6 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..autodiff import defop
+from ..perf import recycle
 from ..perf.sequence import sigmoid_ as _sigmoid_
 from ..perf.sequence import transposed_copy as _transposed
 from ..textbook._recurrent_args import check_layer
@@ -58,6 +62,14 @@ from ..textbook.recurrent import (gru_cell, gru_cell_backward, gru_cell_forward,
                                   rnn_tanh_cell_forward)
 
 Array = np.ndarray
+
+CHUNK_BYTES = 1 << 20              # the backward's gate gradients per weight-gradient chunk
+# the settings that force each path on small inputs (tests/test_textbook.py runs every one)
+ROUTES: dict[str, dict[str, object]] = {
+    "default": {},
+    "one step per weight-gradient chunk, every buffer recycled": {
+        "CHUNK_BYTES": 1, "scratchnn.perf.recycle.MIN_BYTES": 0},
+}
 
 __all__ = ["rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
            "rnn_tanh_layer", "rnn_relu_layer", "lstm_layer", "gru_layer",
@@ -147,8 +159,12 @@ def _zeros_state(s: Array | None, B: int, size: int, dtype) -> Array:
 
 def _outputs(sched: Schedule, S: Array) -> tuple[Array, Array]:
     """The output sequence (zeros at padded steps) and the final state from the state buffer."""
-    out = sched.after(S)                                                   # (T, B, H) time order
-    out = out * sched.valid if sched.valid is not None else out.copy()
+    after = sched.after(S)                                                 # (T, B, H) time order
+    out = recycle.empty(after.shape, after.dtype)
+    if sched.valid is not None:
+        np.multiply(after, sched.valid, out=out)
+    else:
+        np.copyto(out, after)
     last = S[0] if sched.reverse else S[-1]
     return sched.unsort(out, 1), sched.unsort(last, 0).copy()
 
@@ -282,12 +298,12 @@ class LSTMLayerCtx(NamedTuple):
     sched: Schedule
     x: Array                      # (T, B, I) input, rows sorted
     A: Array                      # (T, 4H, B) activated gates i, f, o, g per step (columns)
-    S: Array                      # (T+1, B, P) h states (P = proj_size or H)
+    S: Array                      # (P, T+1, B) h states (P = proj_size or H), time inside
     C: Array                      # (T+1, H, B) cell states (columns)
     TC: Array                     # (T, H, B) tanh(c_t) (columns)
     R: Array | None               # (T, H, B) o ⊙ tanh(c_t) before the projection (proj only)
-    w_ih: Array                   # (4H, I) rows i, f, o, g
-    w_hh: Array                   # (4H, P) rows i, f, o, g
+    w_hh: Array                   # (4H, P) torch's rows i, f, g, o
+    w_ih: Array                   # (4H, I) torch's rows
     w_hr: Array | None
     has_h0: bool
     has_c0: bool
@@ -296,20 +312,62 @@ class LSTMLayerCtx(NamedTuple):
 
 
 def _columns(a: Array) -> Array:
-    """(T, B, F) -> (T, F, B) C-contiguous: each step's rows as columns (one copy)."""
-    return np.ascontiguousarray(a.swapaxes(-1, -2))
+    """(T, B, F) -> (T, F, B) C-contiguous: each step's rows as columns (one copy, into a
+    recycled buffer)."""
+    out = recycle.empty(a.shape[:-2] + a.shape[:-3:-1], a.dtype)
+    np.copyto(out, a.swapaxes(-1, -2))
+    return out
 
 
-def _seq_grads_columns(sched: Schedule, dA: Array, X: Array, S: Array, w_ih: Array) -> tuple:
-    """``_seq_grads`` for gate gradients saved in column layout, dA (G·H, T, B) (step t's
-    columns at [:, t]): as the (G·H, T·B) matrix D, dx = Dᵀ W_ih, dW_ih = D X,
-    dW_hh = D h_prev and db = Σ D, one GEMM each, as fast as from rows."""
-    GH, T, B = dA.shape
-    D = dA.reshape(GH, T * B)                                             # (G·H, T·B)
-    prev = sched.before(S)                                                # h_{t−1}, time order
-    dx = (D.T @ w_ih).reshape(X.shape)
-    return (dx, D @ X.reshape(T * B, X.shape[2]), D @ prev.reshape(T * B, prev.shape[2]),
-            D @ np.ones(T * B, D.dtype))                                  # Σ as a GEMV: 4× sum(1)
+class _WeightGrads:
+    """The weight gradients of a layer, summed over time one chunk of steps at a time.
+
+    The backward writes each step's gate gradients (rows in torch's order) into a chunk buffer
+    ``D (G·H, c, B)`` of ``c`` steps (~``CHUNK_BYTES``, so it stays in cache) and, when the
+    chunk is full, adds its share with one GEMM each (D as the (G·H, c·B) matrix):
+    dW_ih += D x_chunk, dW_hh += D h_prev_chunk, db += Σ D, and writes dx_chunk = Dᵀ W_ih. Over
+    all chunks that is the same sum as one GEMM over all T·B columns (in another order of
+    additions), without a (G·H, T, B) buffer that each step writes to cold memory in a strided
+    pattern; the chunk stays in cache between the steps that fill it and the GEMMs that read
+    it."""
+
+    def __init__(self, GH: int, X: Array, prev: Array, w_ih: Array, zero: bool):
+        """X (T, B, I) the input rows, prev (P, T, B) h_{t−1} as columns, time inside."""
+        T, B, I = X.shape
+        self.X, self.prev, self.w_ih, self.zero = X, prev, w_ih, zero
+        self.c = max(1, min(T, CHUNK_BYTES // max(1, GH * B * X.itemsize)))
+        self.D = recycle.empty((GH, self.c, B), X.dtype)                 # (G·H, c, B)
+        self.dx = recycle.empty((T, B, I), X.dtype)                      # (T, B, I)
+        self.dw_ih, self.dw_hh, self.db = None, None, None
+        self.ones = np.ones(self.c * B, X.dtype)
+
+    def chunks(self, order: list[int]) -> list[tuple[int, int, list[int]]]:
+        """``order`` (the backward's steps) cut into runs of ≤ c steps: (t0, t1, steps)."""
+        runs = [order[k:k + self.c] for k in range(0, len(order), self.c)]
+        return [(min(r), max(r) + 1, r) for r in runs]
+
+    def slot(self, t0: int, t1: int) -> Array:
+        """The chunk buffer for steps t0 … t1 − 1, (G·H, t1 − t0, B) (zeros for padding)."""
+        D = self.D[:, :t1 - t0]
+        if self.zero:
+            D.fill(0)
+        return D
+
+    def add(self, t0: int, t1: int) -> None:
+        """Add steps t0 … t1 − 1 (the filled slot) to dW_ih, dW_hh, db; write their dx."""
+        GH, _, B = self.D.shape
+        mB, I, P = (t1 - t0) * B, self.X.shape[2], self.prev.shape[0]
+        D = self.D[:, :t1 - t0].reshape(GH, mB)                          # (G·H, m·B)
+        X2 = self.X[t0:t1].reshape(mB, I)                                # (m·B, I)
+        P2 = self.prev[:, t0:t1].reshape(P, mB)                          # (P, m·B)
+        np.matmul(D.T, self.w_ih, out=self.dx[t0:t1].reshape(mB, I))
+        parts = (D @ X2, D @ P2.T, D @ self.ones[:mB])                   # Σ as a GEMV
+        if self.dw_ih is None:
+            self.dw_ih, self.dw_hh, self.db = parts
+        else:
+            self.dw_ih += parts[0]
+            self.dw_hh += parts[1]
+            self.db += parts[2]
 
 
 def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: Array,
@@ -323,12 +381,21 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
     out_t = h_t; t runs T−1 … 0 with ``reverse=True``.
 
     The loop works in column layout: a step's B sequences are the columns of (features, B)
-    arrays, so the step reads as the math ``a = W_hh h + (W_ih x + b)``, every gate is a
-    contiguous block of rows (one σ covers i, f, o) and the recurrent GEMM W_hh (4H, P) @ h
-    (P, B) is the product OpenBLAS runs fastest: with OpenBLAS's SkylakeX kernels, float32,
-    B = 32, P = 256, 4H = 1024, 84 µs against 150 µs for the row form h (B, P) @ W_hhᵀ on one
-    thread, 44 µs against 85 µs on two (the backward's W_hhᵀ da: 86 against 113 µs). Only the
-    h states are turned back to rows (B, P), once, for the output and the weight gradients.
+    arrays, so every gate is a contiguous block of rows (one σ covers i, f, o) and the step's
+    one GEMM is the product OpenBLAS runs fastest (with its SkylakeX kernels, float32, B = 32,
+    4H = 1024, 84 µs against 150 µs for the row form h (B, P) @ W_hhᵀ on one thread):
+
+        a_t = [W_hh | W_ih | b] (4H, P+I+1)  @  z_t = [h_{t−1}; x_t; 1] (P+I+1, B)
+
+    The z_t of all steps are the slices of one buffer Z (P+I+1, T+1, B) (x and the ones are
+    copied in once; each step writes its h_t into the next slice), so the input projection, the
+    recurrent product and the bias are one GEMM per step straight into the step's gates: no
+    separate (4H, T·B) projection to add in, 10 % less time than the projection GEMM over all
+    steps plus a per-step add (measured, one thread). The rows of i, f, o in that weight are
+    halved (exact in floating point): a GEMM then yields a/2 for them, and
+    σ(a) = ½ tanh(a/2) + ½ starts at its tanh — one tanh over all four gates. Only the h
+    states are turned to rows (B, P), once, for the output. The buffers come from
+    :mod:`scratchnn.perf.recycle` (no page faults on the next call's arrays).
 
     Shapes:  x (T, B, I), h0 (B, P) / c0 (B, H) or None (zeros), W_ih (4H, I), W_hh (4H, P),
              b (4H), W_hr (P, H) or None (then P = H), lengths (B) ints in [1, T] or None
@@ -340,44 +407,50 @@ def lstm_layer_forward(input: Array, h0: Array | None, c0: Array | None, w_ih: A
     fn = "lstm_layer"
     H, P, sched = _check_layer(fn, 4, input, {"h0": h0, "c0": c0}, w_ih, w_hh,
                                b_ih, b_hh, w_hr, lengths, reverse)
-    T, B, _ = input.shape
+    T, B, I = input.shape
     dt = input.dtype
-    ifog = _ifog(H)
-    Wih, Whh = w_ih[ifog], w_hh[ifog]                                     # rows i, f, o, g
-    b = _bias_sum(b_ih, b_hh)
-    x = sched.sort(input, 1)
-    A = np.matmul(Wih, x.swapaxes(1, 2))                                  # (T, 4H, B): W_ih x_t
+    H3, ifog, b = 3 * H, _ifog(H), _bias_sum(b_ih, b_hh)
+    K = P + I + (b is not None)
+    W = np.empty((4 * H, K), dt)                                          # [W_hh | W_ih | b]
+    W[:, :P], W[:, P:P + I] = w_hh[ifog], w_ih[ifog]                      # rows i, f, o, g
     if b is not None:
-        A += np.repeat(b[ifog, None], B, axis=1)                          # (4H, B): 2× b[:, None]
-    S, C = np.empty((T + 1, P, B), dt), np.empty((T + 1, H, B), dt)      # S: columns, for now
-    TC = np.empty((T, H, B), dt)
+        W[:, P + I] = b[ifog]
+    W[:H3] *= 0.5                                                         # i, f, o: a/2
+    x = sched.sort(input, 1)                                              # (T, B, I)
+    Z = recycle.empty((K, T + 1, B), dt)                                  # z_t = [h; x; 1]
+    Zt = Z.swapaxes(0, 1)                                                 # (T+1, K, B) view
+    np.copyto(sched.before(Zt)[:, P:P + I], x.swapaxes(1, 2))             # x_t beside h_{t−1}
+    if b is not None:
+        Z[P + I] = 1
+    S = Z[:P]                                                             # (P, T+1, B) h
+    A = recycle.empty((T, 4 * H, B), dt)                                  # gates, per step
+    C, TC = recycle.empty((T + 1, H, B), dt), recycle.empty((T, H, B), dt)  # columns
     # zeros, not empty: dW_hr multiplies all of R, and steps/columns past a sequence's length
     # are never written (0·garbage can be NaN)
     R = np.zeros((T, H, B), dt) if w_hr is not None else None
     first = sched.states(sched.order[0])[0]
-    S[first] = sched.sort(_zeros_state(h0, B, P, dt), 0).T
+    S[:, first] = sched.sort(_zeros_state(h0, B, P, dt), 0).T
     C[first] = sched.sort(_zeros_state(c0, B, H, dt), 0).T
-    gh, ig, H3 = np.empty((4 * H, B), dt), np.empty((H, B), dt), 3 * H
+    ig = np.empty((H, B), dt)
     for t in sched.order:                                                 # one time step:
         p, q, n = *sched.states(t), sched.sizes[t]
-        a = A[t, :, :n]                                                   # (4H, n)
-        a += np.matmul(Whh, S[p, :, :n], out=gh[:, :n])                   # pre-activations
-        _sigmoid_(a[:H3])                                                 # i, f, o
-        np.tanh(a[H3:], out=a[H3:])                                       # g
+        a = np.matmul(W, Z[:, p, :n], out=A[t, :, :n])                    # [a_ifo/2, a_g]
+        np.tanh(a, out=a)
+        a[:H3] *= 0.5
+        a[:H3] += 0.5                                                     # i, f, o = σ; g
         i, f, o, g = a[:H], a[H:2 * H], a[2 * H:H3], a[H3:]
         c = np.multiply(f, C[p, :, :n], out=C[q, :, :n])
         c += np.multiply(i, g, out=ig[:, :n])                             # c_t = f c + i g
         tc = np.tanh(c, out=TC[t, :, :n])
         if R is None:
-            np.multiply(o, tc, out=S[q, :, :n])                           # h_t = o tanh(c_t)
+            np.multiply(o, tc, out=S[:, q, :n])                           # h_t = o tanh(c_t)
         else:
-            np.matmul(w_hr, np.multiply(o, tc, out=R[t, :, :n]), out=S[q, :, :n])
+            np.matmul(w_hr, np.multiply(o, tc, out=R[t, :, :n]), out=S[:, q, :n])
         if n < B:                                                         # inactive columns
-            S[q, :, n:], C[q, :, n:] = S[p, :, n:], C[p, :, n:]           # keep their state
-    S = _columns(S)                                                       # (T+1, B, P) rows
-    out, h_n = _outputs(sched, S)
+            S[:, q, n:], C[q, :, n:] = S[:, p, n:], C[p, :, n:]           # keep their state
+    out, h_n = _outputs(sched, S.transpose(1, 2, 0))                      # (T+1, B, P) view
     c_n = sched.unsort((C[0] if reverse else C[-1]).T, 0).copy()
-    return (out, h_n, c_n), LSTMLayerCtx(sched, x, A, S, C, TC, R, Wih, Whh, w_hr,
+    return (out, h_n, c_n), LSTMLayerCtx(sched, x, A, S, C, TC, R, w_hh, w_ih, w_hr,
                                          h0 is not None, c0 is not None, b_ih is not None,
                                          b_hh is not None)
 
@@ -391,8 +464,9 @@ def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) ->
         di = dc_t ⊙ g,  df = dc_t ⊙ c_{t−1},  do = dh_t ⊙ tanh c_t,  dg = dc_t ⊙ i
         da_t = [di ⊙ i(1−i), df ⊙ f(1−f), do ⊙ o(1−o), dg ⊙ (1−g²)]    (rows i, f, o, g)
         dh_{t−1} = W_hhᵀ da_t,   dc_{t−1} = dc_t ⊙ f
-    then, once for all steps: dx, dW_ih, dW_hh, db as in rnn_layer_backward (rows swapped back
-    to i, f, g, o) and dW_hr = Σ_t dh_t (o ⊙ tanh c_t)ᵀ.
+    and, every few steps (:class:`_WeightGrads`), for the steps done so far: dx = da W_ih,
+    dW_ih += Σ_t da_tᵀ x_t, dW_hh += Σ_t da_tᵀ h_{t−1}, db += Σ da_t (da_t's rows put back in
+    torch's order i, f, g, o on the way); at the end dW_hr = Σ_t dh_t (o ⊙ tanh c_t)ᵀ.
     Returns (dx, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh, dW_hr)."""
     sched, A, S, C, TC, R = ctx.sched, ctx.A, ctx.S, ctx.C, ctx.TC, ctx.R
     dout, dh = _sorted_douts(sched, douts[0], douts[1])
@@ -400,43 +474,54 @@ def lstm_layer_backward(ctx: LSTMLayerCtx, douts: tuple[Array, Array, Array]) ->
     dc = np.array(sched.sort(douts[2], 0).T, order="C")                 # (H, B), a copy
     T, H, B = TC.shape
     H2, H3 = 2 * H, 3 * H
-    dA = (np.zeros if sched.valid is not None else np.empty)((4 * H, T, B), dout.dtype)
+    x = np.ascontiguousarray(ctx.x)                                       # (T, B, I) rows
+    wg = _WeightGrads(4 * H, x, sched.before(S.swapaxes(0, 1)).swapaxes(0, 1), ctx.w_ih,
+                      sched.valid is not None)
     DH = np.zeros_like(dout) if R is not None else None                  # dh_t, for dW_hr
-    tmp, W_hhT = np.empty((H, B), dout.dtype), _transposed(ctx.w_hh)     # (P, 4H)
+    tmp, W_hhT = np.empty((H, B), dout.dtype), _transposed(ctx.w_hh[_ifog(H)])  # (P, 4H)
     da_buf = np.empty((4 * H, B), dout.dtype)                             # da_t, contiguous
-    for t in reversed(sched.order):
-        p, q, n = *sched.states(t), sched.sizes[t]
-        dh_t = dh[:, :n]
-        dh_t += dout[t, :, :n]
-        if R is not None:
-            DH[t, :, :n] = dh_t
-            dh_t = ctx.w_hr.T @ dh_t                                      # through the projection
-        a, da, tc, dc_t, tm = A[t, :, :n], da_buf[:, :n], TC[t, :, :n], dc[:, :n], tmp[:, :n]
-        i, f, o, g = a[:H], a[H:H2], a[H2:H3], a[H3:]
-        np.multiply(tc, tc, out=tm)
-        np.subtract(1, tm, out=tm)
-        tm *= o
-        tm *= dh_t
-        dc_t += tm                                                        # dc_t
-        np.multiply(dc_t, g, out=da[:H])                                  # di
-        np.multiply(dc_t, C[p, :, :n], out=da[H:H2])                      # df
-        np.multiply(dh_t, tc, out=da[H2:H3])                              # do
-        np.multiply(dc_t, i, out=da[H3:])                                 # dg
-        dc_t *= f                                                         # dc_{t−1}
-        s = a[:H3]
-        da[:H3] *= s
-        da[:H3] *= 1 - s                                                  # through σ
-        da[H3:] *= 1 - g * g                                              # through tanh
-        np.matmul(W_hhT, da, out=dh[:, :n])                               # dh_{t−1}
-        dA[:, t, :n] = da                                                 # kept for dW, dx
-    dx, dw_ih, dw_hh, db = _seq_grads_columns(sched, dA, ctx.x, S, ctx.w_ih)
-    ifog = _ifog(H)                                                       # back to i, f, g, o
+    s1 = np.empty((H3, B), dout.dtype)
+    last = sched.order[0]                                                 # the step BPTT ends at
+    for t0, t1, steps in wg.chunks(list(reversed(sched.order))):
+        D = wg.slot(t0, t1)                                              # (4H, t1 − t0, B)
+        for t in steps:
+            p, q, n = *sched.states(t), sched.sizes[t]
+            dh_t = dh[:, :n]
+            dh_t += dout[t, :, :n]
+            if R is not None:
+                DH[t, :, :n] = dh_t
+                dh_t = ctx.w_hr.T @ dh_t                                  # through the projection
+            a, da, tc, dc_t, tm = A[t, :, :n], da_buf[:, :n], TC[t, :, :n], dc[:, :n], tmp[:, :n]
+            i, f, o, g = a[:H], a[H:H2], a[H2:H3], a[H3:]
+            np.multiply(tc, tc, out=tm)
+            np.subtract(1, tm, out=tm)
+            tm *= o
+            tm *= dh_t
+            dc_t += tm                                                    # dc_t
+            np.multiply(dc_t, g, out=da[:H])                              # di
+            np.multiply(dc_t, C[p, :, :n], out=da[H:H2])                  # df
+            np.multiply(dh_t, tc, out=da[H2:H3])                          # do
+            np.multiply(dc_t, i, out=da[H3:])                             # dg
+            dc_t *= f                                                     # dc_{t−1}
+            s, s1_ = a[:H3], s1[:, :n]
+            da[:H3] *= s
+            np.subtract(1, s, out=s1_)
+            da[:H3] *= s1_                                                # through σ
+            np.multiply(g, g, out=tm)
+            np.subtract(1, tm, out=tm)
+            da[H3:] *= tm                                                 # through tanh
+            if ctx.has_h0 or t != last:                                   # dh_{−1}: only for h0
+                np.matmul(W_hhT, da, out=dh[:, :n])                       # dh_{t−1}
+            d = D[:, t - t0, :n]                                          # rows i, f, g, o
+            d[:H2], d[H2:H3], d[H3:] = da[:H2], da[H3:], da[H2:H3]
+        wg.add(t0, t1)
     dw_hr = None
     if R is not None:                                                     # (P, H)
         dw_hr = _columns(DH).reshape(T * B, DH.shape[1]).T @ _columns(R).reshape(T * B, H)
-    return (sched.unsort(dx, 1), sched.unsort(dh.T, 0).copy() if ctx.has_h0 else None,
-            sched.unsort(dc.T, 0).copy() if ctx.has_c0 else None, dw_ih[ifog], dw_hh[ifog],
-            db[ifog] if ctx.has_b_ih else None, db[ifog] if ctx.has_b_hh else None, dw_hr)
+    db = wg.db
+    return (sched.unsort(wg.dx, 1), sched.unsort(dh.T, 0).copy() if ctx.has_h0 else None,
+            sched.unsort(dc.T, 0).copy() if ctx.has_c0 else None, wg.dw_ih, wg.dw_hh,
+            db if ctx.has_b_ih else None, db.copy() if ctx.has_b_hh else None, dw_hr)
 
 
 # ---- GRU ---------------------------------------------------------------------------------------

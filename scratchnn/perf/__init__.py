@@ -23,9 +23,14 @@ is not the op's mathematics lives here, off the contract floor:
 * :mod:`~scratchnn.perf.blocks` — the activations' blocked passes: σ and its backward block by
   block on thread-local scratch (``sigmoid_into``, ``sigmoid_grad_into``), max(x, 0) against a
   cached zero row (``maximum_zero_rows``), log_softmax's row blocks (``as_rows``, ``row_blocks``);
+* :mod:`~scratchnn.perf.elementwise` — ``blocked``: an elementwise kernel of many ufunc passes run
+  one cache-sized block at a time over the threads (the activations' fused forwards), and
+  ``select_bits``, ``np.where`` on the bits;
 * :mod:`~scratchnn.perf.sequence` — the recurrent engine's time-loop helpers: ``sigmoid_``
   (σ in place, the textbook's ½ tanh(a/2) + ½) and ``transposed_copy`` (Wᵀ contiguous, copied
   in cache-sized tiles, for the per-step GEMM);
+* :mod:`~scratchnn.perf.recycle` — ``empty``/``zeros`` that hand a buffer out again once
+  nothing refers to it (a caching allocator: no page faults on the next call's arrays);
 
 Import rules (``tests/test_layout.py`` checks them): the contract layer (``autodiff``,
 ``_validate``, ``window``, ``gradcheck``, ``random``) imports nothing above it; the textbook
