@@ -3,15 +3,24 @@
     python -m benchmarks                       # every case (~10 min on 2 cores)
     python -m benchmarks --quick               # a subset, fewer repeats (< 2 min)
     python -m benchmarks --ops conv2d,lstm     # by op, family or case name
-    python -m benchmarks --list                # the cases, their shapes and targets
+    python -m benchmarks --list                # the cases, their shapes, floors and targets
+    python -m benchmarks --peers               # also MyGrad / autograd where they have the op
+    python -m benchmarks --baseline old/results.json   # faster / slower / same per case
 
 For each case, forward and forward+backward are timed for scratchnn and torch in one process,
 at the same thread count (``torch.set_num_threads(N)`` and NumPy's BLAS limited to ``N`` by
-threadpoolctl), interleaved, after warm-up, median of repeats (see ``timing.py``). Then one
+threadpoolctl), interleaved, after warm-up, median of repeats (see ``timing.py``); its NumPy
+floor is priced at the rates measured at the start of the run (``floors.py``). Then one
 untraced-then-traced call per side measures peak extra memory (``memory.py``), and, for every
-case that misses its target, cProfile says where scratchnn's time goes (``profiling.py``).
-Outputs go to ``--out``: ``results.json``, ``report.md``, ``ratios.png`` (``report.py``).
-The exit status is 0 when every selected case ran, 1 when one could not (missing op, error).
+case that misses a target, cProfile says where scratchnn's time goes (``profiling.py``).
+Outputs go to ``--out``: ``results.json``, ``report.md``, ``ratios.png`` (``report.py``); the
+terminal gets the short table (≤ 100 columns) and the warnings (a busy machine, a noisy case,
+a BLAS kernel narrower than the CPU's).
+
+Exit status: 0 when every selected case ran; 1 when one could not (missing op, error); 2 for
+bad arguments; 3 when ``--baseline`` finds a regression: scratchnn's forward+backward median
+slower than the baseline's by more than 10 % (``--regression``) plus the noise (the larger
+relative interquartile range of the two runs) — asv's default factor, with its spread.
 """
 from __future__ import annotations
 
@@ -26,8 +35,8 @@ from typing import Sequence
 import numpy as np
 
 from . import cases as cases_mod
-from .report import (format_table, json_safe, table_rows, write_json, write_markdown,
-                     write_plot)
+from .report import (REGRESSION, baseline_verdicts, format_baseline, format_table, json_safe,
+                     table_rows, write_json, write_markdown, write_plot)
 from .timing import compare, paired_ratio, stats
 
 __all__ = ["main", "parse_args"]
@@ -62,6 +71,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
                    help="cProfile scratchnn's forward+backward for cases that miss their "
                         "target (default), every case, or none")
+    p.add_argument("--peers", action="store_true",
+                   help="also time the NumPy peer libraries that are installed (MyGrad, "
+                        "autograd) on the cases where they have the op, after checking their "
+                        "forward against torch")
+    p.add_argument("--baseline", metavar="RESULTS_JSON",
+                   help="compare with an earlier run's results.json: faster/slower/same per "
+                        "case; exit status 3 on a regression")
+    p.add_argument("--regression", type=float, default=REGRESSION,
+                   help="--baseline: the slowdown beyond the noise that counts as a "
+                        "regression (default 0.10: 10 %%)")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
@@ -74,9 +93,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def _list(selected: list[cases_mod.Case]) -> str:
     lines = []
     for c in selected:
-        tgt = f"target ≤ {c.target:g}" if c.target is not None else "no target"
+        tgt = ", ".join(f"{k} ≤ {v:g}" for k, v in c.targets()) or "no target"
         q = " [quick]" if c.quick else ""
-        lines.append(f"{c.name}{q}\n    --ops {c.op}; {c.shape}; {tgt}")
+        lines.append(f"{c.name}{q}\n    --ops {c.op}; {c.shape}; targets: {tgt}"
+                     + (f"\n    floor: {c.floor.text}" if c.floor else ""))
     return "\n".join(lines)
 
 
@@ -95,13 +115,58 @@ def _scratchnn_threads(n: int):
         scratchnn.set_num_threads(before)
 
 
+def _first_array(out) -> np.ndarray:
+    """A side's forward result as a NumPy array (its first output for tuples)."""
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    return np.asarray(out)
+
+
+def _run_peers(case: cases_mod.Case, sides: dict, dtype: np.dtype, cfg: dict) -> dict:
+    """``{peer: record}`` for the installed peers that have the case's op (see peers.py)."""
+    from . import peers as peers_mod
+    out = {}
+    ref = None
+    for name in cfg["peers_available"]:
+        try:
+            if ref is None:
+                ref = _first_array(sides["torch"][0]())
+            built = peers_mod.build(name, case, dtype, ref.shape)
+            if built is None:
+                continue
+            fwd, fwdbwd, value = built
+            try:
+                got = value()
+            except (ValueError, NotImplementedError) as e:  # the peer refuses this shape
+                out[name] = {"status": "unsupported", "detail": f"{type(e).__name__}: {e}"}
+                continue
+            ok, detail = peers_mod.forward_check(got, ref, dtype)
+            if not ok:
+                out[name] = {"status": "mismatch", "detail": detail}
+                continue
+            res = compare({"scratchnn": sides["scratchnn"][1], name: fwdbwd},
+                          repeats=min(cfg["repeats"], 5), warmup=1, min_time=cfg["min_time"],
+                          budget=cfg["budget"] / 3, min_repeats=1, settle=cfg["settle"],
+                          max_extra_warmup=0)
+            med, q1, q3 = paired_ratio(res[name][0], res["scratchnn"][0])
+            out[name] = {"status": "ok", "detail": detail, "time": stats(*res[name]),
+                         "ratio_to_scratchnn": {"median": med, "q1": q1, "q3": q3}}
+        except Exception as e:                          # a peer's failure is reported only
+            out[name] = {"status": "error", "detail": f"{type(e).__name__}: {e}"}
+    return out
+
+
 def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
-              peak: float) -> dict:
+              rates) -> dict:
     """Time, measure and summarise one case; never raises (errors are recorded)."""
     from .memory import scratchnn_peak, torch_cpu_peak, torch_cuda_peak
     rec = {"name": case.name, "op": case.op, "family": case.family, "shape": case.shape,
            "flop_formula": case.flop_formula or None, "flops_fwd": case.flops_fwd,
-           "flops_fwdbwd": case.flops_fwdbwd, "target": case.target, "notes": case.notes,
+           "flops_fwdbwd": case.flops_fwdbwd, "torch_target": case.torch_target,
+           "floor_target": case.floor_target, "notes": case.notes,
+           "floor_text": case.floor.text if case.floor else None,
            "status": "ok", "error": None, "profile": None}
     try:
         missing = cases_mod.missing_requirements(case)
@@ -109,33 +174,58 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
             rec.update(status="unavailable", error="not in scratchnn yet: " + ", ".join(missing))
             return rec
         sides = case.build(dtype, cuda)
-        times, ratio, gflops, frac = {}, {}, {}, {}
+        times, ratio = {}, {}
+        programs = {}
+        if case.floor is not None:                 # the floor's GEMMs, timed beside the sides
+            programs = {mode: rates.gemm_program(getattr(case.floor, mode))
+                        for mode in ("fwd", "fwdbwd")}
         for mode, idx in (("fwd", 0), ("fwdbwd", 1)):
-            res = compare({s: pair[idx] for s, pair in sides.items()},
+            fns = {s: pair[idx] for s, pair in sides.items()}
+            if programs.get(mode) is not None:
+                fns["floor_gemm"] = programs[mode]
+            res = compare(fns,
                           repeats=cfg["repeats"], warmup=cfg["warmup"],
                           min_time=cfg["min_time"], budget=cfg["budget"],
                           min_repeats=min(3, cfg["repeats"]), settle=cfg["settle"])
-            times[mode] = {s: stats(smp, num) for s, (smp, num) in res.items()}
+            times[mode] = {s: stats(smp, num) for s, (smp, num) in res.items()
+                           if s != "floor_gemm"}
+            if "floor_gemm" in res:
+                programs[mode] = stats(*res["floor_gemm"]).median
             med, q1, q3 = paired_ratio(res["scratchnn"][0], res["torch"][0])
             ratio[mode] = {"median": med, "q1": q1, "q3": q3}
-            flops = case.flops_fwd if mode == "fwd" else case.flops_fwdbwd
-            if flops:
-                gflops[mode] = {s: flops / st.median / 1e9 for s, st in times[mode].items()}
-                frac[mode] = {s: g / peak for s, g in gflops[mode].items()
-                              if s != "torch_cuda"}
+        floor, floor_ratio = {}, {}
+        if case.floor is not None:
+            for mode in ("fwd", "fwdbwd"):
+                g = programs.get(mode)
+                floor[mode] = rates.time(getattr(case.floor, mode),
+                                         gemm_s=g if isinstance(g, float) else None)
+                floor_ratio[mode] = {s: st.median / floor[mode]["total_s"]
+                                     for s, st in times[mode].items() if s != "naive"}
+            floor["text"] = case.floor.text
         memory = {}
         for side, meas in (("scratchnn", scratchnn_peak), ("torch", torch_cpu_peak),
                            ("torch_cuda", torch_cuda_peak)):
             if side in sides:
                 b, method = meas(sides[side][1])
                 memory[side] = {"peak_extra_bytes": b, "method": method}
-        rec.update(times=times, ratio=ratio, gflops=gflops, peak_fraction=frac, memory=memory)
+        q = ratio["fwdbwd"]
+        rec.update(times=times, ratio=ratio, floor=floor or None,
+                   floor_ratio=floor_ratio or None, memory=memory,
+                   spread=(q["q3"] - q["q1"]) / q["median"] if q["median"] else None)
         if "naive" in times["fwdbwd"]:
             rec["naive_slowdown"] = (times["fwdbwd"]["naive"].median
                                      / times["fwdbwd"]["scratchnn"].median)
-        if case.target is not None:
-            rec["target_met"] = (ratio["fwdbwd"]["median"] <= case.target
-                                 if cfg["dtype"] == "float32" else None)
+        f32 = cfg["dtype"] == "float32"
+        value = {"floor": (floor_ratio.get("fwdbwd") or {}).get("scratchnn"),
+                 "torch": q["median"]}
+        rec["targets"] = [{"kind": k, "limit": lim, "value": value[k],
+                           "met": (value[k] <= lim) if f32 and value[k] is not None else None}
+                          for k, lim in case.targets()]
+        if rec["targets"]:
+            mets = [t["met"] for t in rec["targets"]]
+            rec["target_met"] = None if None in mets else all(mets)
+        if cfg.get("peers_available"):
+            rec["peers"] = _run_peers(case, sides, dtype, cfg)
         want = cfg["profile"]
         if want == "all" or (want == "missed" and rec.get("target_met") is False):
             from .profiling import profile_calls
@@ -149,12 +239,46 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
     return rec
 
 
+NOISY = 0.10         # a case whose paired-ratio IQR exceeds 10 % of its median is flagged
+
+
+def _run_warnings(results: dict, load_before: tuple, load_after: tuple) -> list[str]:
+    """Busy machine (load averages), noisy cases (spread), a BLAS kernel narrower than the
+    CPU's, OPENBLAS_CORETYPE set."""
+    from .machine import blas_warnings, cpu_flags, load_warnings
+    m = results["machine"]
+    out = load_warnings(load_before, load_after, m["logical_cores"] or 1, m["threads"])
+    noisy = [c["name"] for c in results["cases"]
+             if c["status"] == "ok" and (c.get("spread") or 0) > NOISY]
+    busy = [c["name"] for c in results["cases"]
+            if (c.get("loadavg_1min") or 0) > m["threads"] + 0.5]
+    if busy:
+        out.append(f"{len(busy)} case(s) ran while other processes were busy (1-minute load "
+                   f"above the run's {m['threads']} thread(s) + 0.5): {', '.join(busy)}")
+    if noisy:
+        out.append(f"{len(noisy)} case(s) spread by more than {100 * NOISY:.0f} % between "
+                   f"repeats (IQR of the paired ratio): {', '.join(noisy)}; repeat them on a "
+                   f"quiet machine before believing a small change")
+    out += blas_warnings(m["blas"], cpu_flags(), m["blas_env"])
+    return out
+
+
+def _load_baseline(path: str) -> dict:
+    import json
+    with open(path) as f:
+        old = json.load(f)
+    if not isinstance(old, dict) or "cases" not in old:
+        raise ValueError(f"{path} is not a results.json of python -m benchmarks")
+    return old
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmarks; returns the exit status (0: every selected case ran)."""
+    """Run the benchmarks; returns the exit status (see the module docstring)."""
     args = parse_args(argv)
     try:
         selected = cases_mod.select(args.ops, args.quick)
-    except ValueError as e:
+        old = _load_baseline(args.baseline) if args.baseline else None
+    except (ValueError, OSError) as e:
         print(f"python -m benchmarks: error: {e}", file=sys.stderr)
         return 2
     if args.list:
@@ -163,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm
+    from .floors import Rates
     from .machine import machine_info, measure_peak
 
     cuda = args.device == "cuda"
@@ -176,6 +301,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.threads or torch.get_num_threads()
     dtype = np.dtype(args.dtype)
     quick = args.quick
+    peers_info = None
+    if args.peers:
+        from . import peers as peers_mod
+        peers_info = {"available": peers_mod.available(), "left_out": peers_mod.LEFT_OUT}
     cfg = {"command": " ".join(["python -m benchmarks",
                                 *(sys.argv[1:] if argv is None else argv)]),
            "ops": args.ops, "quick": quick, "device": args.device, "threads": threads,
@@ -184,41 +313,69 @@ def main(argv: Sequence[str] | None = None) -> int:
            "min_time": args.min_time if args.min_time is not None else
            (0.02 if quick else 0.05),
            "budget": 3.0 if quick else 15.0, "profile": args.profile, "settle": args.settle,
-           "profile_time": 0.25 if quick else 0.5}
+           "profile_time": 0.25 if quick else 0.5,
+           "peers_available": list((peers_info or {}).get("available", {}))}
     os.makedirs(args.out, exist_ok=True)
 
+    load_before = os.getloadavg()
     torch.set_num_threads(threads)
     with threadpool_limits(limits=threads), _scratchnn_threads(threads) as own:
         cfg["scratchnn_pool_threads"] = own
         machine = machine_info(threads)
-        bar = tqdm(total=len(selected) + 1, desc="matmul peak", unit="case",
+        bar = tqdm(total=len(selected) + 1, desc="matmul peak, floor rates", unit="case",
                    file=sys.stderr, dynamic_ncols=True)
         n_peak = 1024 if quick else 2048
         peak = measure_peak(dtype, n_peak, repeats=3 if quick else 5)
+        rates = Rates(dtype, threads, quick=quick)
         bar.update()
         records = []
         for case in selected:
             bar.set_description(case.name[:40])
             t0 = time.perf_counter()
-            records.append(_run_case(case, dtype, cuda, cfg, peak["peak_gflops"]))
+            records.append(_run_case(case, dtype, cuda, cfg, rates))
             records[-1]["wall_s"] = time.perf_counter() - t0    # the case's share of the run
+            records[-1]["loadavg_1min"] = os.getloadavg()[0]    # its own threads included
             bar.update()
         bar.close()
+    load_after = os.getloadavg()
+    machine["loadavg_before"], machine["loadavg_after"] = load_before, load_after
 
-    results = json_safe({"schema": 1, "machine": machine, "config": cfg, "peak": peak,
-                         "cases": records})
+    results = json_safe({"schema": 2, "machine": machine, "config": cfg, "peak": peak,
+                         "floor_rates": {"detail": rates.detail, "gemms": rates.gemm_table()},
+                         "peers_info": peers_info, "cases": records})
+    results["warnings"] = _run_warnings(results, load_before, load_after)
+    status = 0
+    verdicts = None
+    if old is not None:
+        verdicts = baseline_verdicts(results, old, args.regression)
+        if (old.get("config", {}).get("threads"), old.get("config", {}).get("dtype")) != (
+                threads, args.dtype):
+            results["warnings"].append("the baseline ran at other threads or dtype: "
+                                       f"{old.get('config', {}).get('threads')} threads, "
+                                       f"{old.get('config', {}).get('dtype')}")
+        results["baseline"] = {"path": args.baseline, "threshold": args.regression,
+                               "verdicts": verdicts,
+                               "text": format_baseline(verdicts, args.regression)}
     write_json(results, os.path.join(args.out, "results.json"))
     write_markdown(results, os.path.join(args.out, "report.md"))
     write_plot(results, os.path.join(args.out, "ratios.png"))
 
-    headers, rows = table_rows(results)
-    print(format_table(headers, rows))
+    headers, rows = table_rows(results, short=True)
+    print(format_table(headers, rows, max_width=100))
     met = [c for c in results["cases"] if c.get("target_met") is not None]
-    verdict = (f"{sum(c['target_met'] for c in met)}/{len(met)} targets met"
+    verdict = (f"{sum(c['target_met'] for c in met)}/{len(met)} cases meet their targets"
                if args.dtype == "float32" else "targets apply to float32 runs only")
-    print(f"\n{verdict}; {threads} threads, {args.dtype}; outputs in {args.out}/ "
-          f"(results.json, report.md, ratios.png)")
+    print(f"\n{verdict}; {threads} threads, {args.dtype}; full table in {args.out}/report.md "
+          f"(also results.json, ratios.png)")
+    for w in results["warnings"]:
+        print(f"WARNING: {w}")
+    if verdicts is not None:
+        print("\nAgainst the baseline " + args.baseline + ":\n" + results["baseline"]["text"])
     bad = [c for c in results["cases"] if c["status"] != "ok"]
     for c in bad:
         print(f"{c['name']}: {c['status']}: {c['error']}", file=sys.stderr)
-    return 1 if bad else 0
+    if bad:
+        status = 1
+    if verdicts is not None and any(v["verdict"] == "slower" for v in verdicts):
+        status = 3
+    return status

@@ -15,7 +15,8 @@ import numpy as np
 
 from .timing import compare, stats
 
-__all__ = ["machine_info", "blas_info", "measure_peak"]
+__all__ = ["machine_info", "blas_info", "measure_peak", "cpu_flags", "blas_warnings",
+           "load_warnings"]
 
 _BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
              "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -30,6 +31,60 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+# OpenBLAS kernel names by the widest vector unit they use
+_AVX512_KERNELS = {"skylakex", "cooperlake", "sapphirerapids"}
+_AVX2_KERNELS = {"haswell", "zen", "excavator"}
+
+
+def blas_warnings(blas: list[dict], flags: set[str], env: dict[str, str]) -> list[str]:
+    """Warnings when a BLAS runs a narrower kernel than the CPU supports, or when
+    ``OPENBLAS_CORETYPE`` forces one: threadpoolctl's ``architecture`` against the CPU flags."""
+    out = []
+    if "OPENBLAS_CORETYPE" in env:
+        out.append(f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} forces OpenBLAS's kernel; "
+                   f"unset it (env -u OPENBLAS_CORETYPE) to let OpenBLAS pick the CPU's best")
+    for b in blas:
+        arch = str(b.get("architecture") or "").lower()
+        if b.get("internal_api") != "openblas" or not arch:
+            continue
+        has512, has2 = "avx512f" in flags, "avx2" in flags
+        if has512 and arch not in _AVX512_KERNELS:
+            out.append(f"OpenBLAS runs its {b['architecture']} kernel but the CPU supports "
+                       f"AVX-512 (kernels SkylakeX/Cooperlake/SapphireRapids): GEMM-bound "
+                       f"figures and floors are lower than this CPU allows")
+        elif has2 and not has512 and arch not in _AVX2_KERNELS | _AVX512_KERNELS:
+            out.append(f"OpenBLAS runs its {b['architecture']} kernel but the CPU supports "
+                       f"AVX2 (kernel Haswell/Zen)")
+    return out
+
+
+def load_warnings(before: tuple[float, ...], after: tuple[float, ...], cores: int,
+                  threads: int) -> list[str]:
+    """Warnings when other work shared the CPU: the 1-minute load average before the run
+    above 0.5 (nothing else should run), or after it above ``threads`` + 0.5 (the run's own
+    threads account for up to ``threads``)."""
+    out = []
+    if before[0] > 0.5:
+        out.append(f"the machine was busy before the run: load average {before[0]:.2f} "
+                   f"(1 min) on {cores} cores; other processes take cores from both sides")
+    if after[0] > threads + 0.5:
+        out.append(f"the machine was busy during the run: load average {after[0]:.2f} (1 min) "
+                   f"at the end, above the run's own {threads} thread(s)")
+    return out
 
 
 def _madvise_hugepage() -> bool | None:

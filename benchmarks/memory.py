@@ -28,12 +28,18 @@ import os
 import tracemalloc
 from typing import Callable
 
+from scratchnn.perf import recycle
+
 __all__ = ["scratchnn_peak", "torch_cpu_peak", "torch_cuda_peak"]
 
 
 def scratchnn_peak(fn: Callable[[], object]) -> tuple[int, str]:
-    """Peak bytes allocated by ``fn()`` beyond what was allocated before, via tracemalloc."""
+    """Peak bytes allocated by ``fn()`` beyond what was allocated before, via tracemalloc.
+
+    The engines' buffer pool (:mod:`scratchnn.perf.recycle`) is emptied first: a buffer it
+    hands out again is not a new allocation, and tracemalloc would not see it."""
     gc.collect()
+    recycle.release()
     tracemalloc.start()
     try:
         base, _ = tracemalloc.get_traced_memory()

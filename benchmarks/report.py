@@ -1,10 +1,14 @@
-"""The run's outputs: the terminal table, ``results.json``, ``report.md`` and ``ratios.png``.
+"""The run's outputs: the terminal table, ``results.json``, ``report.md`` and ``ratios.png``;
+and ``--baseline``'s comparison with an earlier run.
 
-How to read a row: times are the median seconds per call (shown in ms); ``×`` is the median of
-the per-repeat ratios scratchnn / torch (below 1: scratchnn is faster), with its interquartile
-range in brackets; ``target`` is the most that ratio may be (float32, forward+backward);
-GFLOP/s and "% peak" use the case's FLOP formula and the GEMM peak measured at the start of the
-run; memory is the peak extra memory of one forward+backward call (see ``memory.py``).
+How to read a row: times are the median seconds per call (shown in ms); ``× torch`` is the
+median of the per-repeat ratios scratchnn / torch (below 1: scratchnn is faster), with its
+interquartile range in brackets; ``floor`` is the case's NumPy floor measured in the same run
+(``floors.py``) and ``× floor`` each side's time over it; ``targets`` bound scratchnn's
+forward+backward ratios (float32); GFLOP/s from the case's FLOP formula, GB/s from its
+floor's bytes where it counts no FLOPs; memory is the peak extra memory of one
+forward+backward call (see ``memory.py``). The terminal table is the short form (≤ 100
+columns); report.md has every column.
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import os
 from typing import Any
 
 __all__ = ["table_rows", "format_table", "write_json", "write_markdown", "write_plot",
-           "HEADERS"]
+           "HEADERS", "SHORT_HEADERS", "baseline_verdicts", "format_baseline", "REGRESSION"]
+
+REGRESSION = 0.10      # --baseline: slower by more than 10 % beyond the noise is a regression
 
 SIDES_EXTRA = ("torch_cuda", "naive")
 
@@ -48,48 +54,109 @@ def _median(case: dict, mode: str, side: str) -> float | None:
     return ((case.get("times") or {}).get(mode) or {}).get(side, {}).get("median_s")
 
 
-def _target_cell(case: dict) -> tuple[str, str]:
-    t = case.get("target")
-    if t is None:
+def _targets_cell(case: dict, short: bool = False) -> tuple[str, str]:
+    """A case's target cells: ("floor ≤ 1.5, torch ≤ 1.3", "yes" / "MISSED floor" / "n/a"),
+    or with ``short`` the terminal's ("1.5F 1.3T", "yes" / "MISS F" / "n/a"; F: × floor,
+    T: × torch)."""
+    ts = case.get("targets") or []
+    if not ts:
         return "—", ""
-    met = case.get("target_met")
-    return f"≤ {t:g}", {True: "yes", False: "MISSED", None: "n/a"}[met]
+    text = (" " if short else ", ").join(
+        f"{t['limit']:g}{t['kind'][0].upper()}" if short else f"{t['kind']} ≤ {t['limit']:g}"
+        for t in ts)
+    if any(t["met"] is None for t in ts):
+        return text, "n/a"
+    missed = [t["kind"] for t in ts if not t["met"]]
+    if not missed:
+        return text, "yes"
+    return text, ("MISS " + "".join(k[0].upper() for k in missed) if short
+                  else "MISSED " + "+".join(missed))
 
 
-HEADERS = ["case", "fwd sn ms", "fwd torch ms", "fwd ×", "f+b sn ms", "f+b torch ms",
-           "f+b × [IQR]", "target", "met", "GFLOP/s sn / torch", "% peak sn / torch",
+def _rate(case: dict, side: str) -> str:
+    """GFLOP/s where the case counts FLOPs, else GB/s of its floor's bytes."""
+    t = _median(case, "fwdbwd", side)
+    if t is None:
+        return "—"
+    if case.get("flops_fwdbwd"):
+        return f"{case['flops_fwdbwd'] / t / 1e9:.1f}"
+    b = ((case.get("floor") or {}).get("fwdbwd") or {}).get("bytes")
+    return f"{b / t / 1e9:.1f}" if b else "—"
+
+
+def _floor_s(case: dict, mode: str = "fwdbwd") -> float | None:
+    return ((case.get("floor") or {}).get(mode) or {}).get("total_s")
+
+
+def _x(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.2f}" if v >= 0.095 else f"{v:.2g}"
+
+
+HEADERS = ["case", "fwd sn ms", "fwd torch ms", "f+b sn ms", "f+b torch ms", "× torch [IQR]",
+           "floor ms", "× floor sn / torch", "GFLOP/s or GB/s sn / torch", "targets", "met",
            "mem MiB sn / torch"]
+SHORT_HEADERS = ["case", "sn ms", "torch ms", "×torch", "floor ms", "×floor", "target", "met"]
 
 
-def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
-    """Headers and one row of cells per case (extra columns when a run has CUDA or naive)."""
+def _peer_names(cases: list[dict]) -> list[str]:
+    return sorted({p for c in cases for p in (c.get("peers") or {})})
+
+
+def _peer_cell(case: dict, peer: str, short: bool = False) -> str:
+    p = (case.get("peers") or {}).get(peer)
+    if not p:
+        return "—"
+    if p["status"] != "ok":
+        return {"unsupported": "unsup", "mismatch": "mism"}.get(p["status"], "err") \
+            if short else p["status"]
+    r = p["ratio_to_scratchnn"]["median"]
+    return f"{r:.3g}×" if short else f"{_ms(p['time']['median_s'])} ({r:.3g}×)"
+
+
+def table_rows(results: dict, short: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Headers and one row per case: the full table (report.md), or with ``short`` the terminal
+    one (sn = scratchnn forward+backward; extra columns when a run has CUDA, naive, peers)."""
     cases = results["cases"]
     has = {s: any(_median(c, "fwdbwd", s) is not None for c in cases) for s in SIDES_EXTRA}
-    headers = list(HEADERS)
-    if has["torch_cuda"]:
-        headers += ["f+b cuda ms"]
-    if has["naive"]:
-        headers += ["f+b naive ms (× slower)"]
+    peers = _peer_names(cases)
+    headers = list(SHORT_HEADERS if short else HEADERS)
+    if short:
+        headers += [f"{p} ×"[:8] for p in peers]
+    else:
+        headers += [f"{p} ms (× sn)" for p in peers]
+        if has["torch_cuda"]:
+            headers += ["f+b cuda ms"]
+        if has["naive"]:
+            headers += ["f+b naive ms (× slower)"]
     rows = []
     for c in cases:
         if c["status"] != "ok":
             rows.append([c["name"], f"{c['status'].upper()}: {c.get('error', '')}"])
             continue                                  # a short row: name and message
-        g = c.get("gflops", {}).get("fwdbwd", {})
-        pk = c.get("peak_fraction", {}).get("fwdbwd", {})
+        tcell, met = _targets_cell(c)
+        fr = (c.get("floor_ratio") or {}).get("fwdbwd") or {}
+        fl = _floor_s(c)
+        if short:
+            row = [c["name"], _ms(_median(c, "fwdbwd", "scratchnn")),
+                   _ms(_median(c, "fwdbwd", "torch")),
+                   _ratio(c["ratio"].get("fwdbwd"), spread=False), _ms(fl),
+                   _x(fr.get("scratchnn")), *_targets_cell(c, short=True)]
+            row += [_peer_cell(c, p, short=True) for p in peers]
+            rows.append(row)
+            continue
         mem = c.get("memory", {})
-        pct = {k: (None if v is None else 100 * v) for k, v in pk.items()}
-        tcell, met = _target_cell(c)
         row = [c["name"],
                _ms(_median(c, "fwd", "scratchnn")), _ms(_median(c, "fwd", "torch")),
-               _ratio(c["ratio"].get("fwd"), spread=False),
                _ms(_median(c, "fwdbwd", "scratchnn")), _ms(_median(c, "fwdbwd", "torch")),
-               _ratio(c["ratio"].get("fwdbwd")), tcell, met,
-               _pair(g.get("scratchnn"), g.get("torch"), ".1f") if g else "—",
-               _pair(pct.get("scratchnn"), pct.get("torch"), ".0f") if pk else "—",
+               _ratio(c["ratio"].get("fwdbwd")), _ms(fl),
+               f"{_x(fr.get('scratchnn'))} / {_x(fr.get('torch'))}" if fr else "—",
+               f"{_rate(c, 'scratchnn')} / {_rate(c, 'torch')}", tcell, met,
                _pair(*(None if mem.get(s, {}).get("peak_extra_bytes") is None
                        else mem[s]["peak_extra_bytes"] / 2 ** 20
                        for s in ("scratchnn", "torch")), ".1f")]
+        row += [_peer_cell(c, p) for p in peers]
         if has["torch_cuda"]:
             row.append(_ms(_median(c, "fwdbwd", "torch_cuda")))
         if has["naive"]:
@@ -100,9 +167,11 @@ def table_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def format_table(headers: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+def format_table(headers: list[str], rows: list[list[str]], markdown: bool = False,
+                 max_width: int | None = None) -> str:
     """A plain-text (or Markdown) table; short rows (a case that did not run) are
-    ``[name, message]`` and span the line."""
+    ``[name, message]`` and span the line. ``max_width``: the first column (and a short row's
+    message) is cut with "…" so that no line is longer."""
     full = [r for r in rows if len(r) == len(headers)]
     if markdown:
         esc = (lambda s: s.replace("|", "\\|"))
@@ -113,6 +182,13 @@ def format_table(headers: list[str], rows: list[list[str]], markdown: bool = Fal
         return "\n".join(lines)
     widths = [max([len(h)] + [len(r[i]) for r in full]) for i, h in enumerate(headers)]
     widths[0] = max([widths[0]] + [len(r[0]) for r in rows])
+    if max_width is not None:
+        rest = sum(widths[1:]) + 2 * (len(widths) - 1)
+        widths[0] = max(8, min(widths[0], max_width - rest))
+        cut = (lambda x, w: x if len(x) <= w else x[:w - 1] + "…")
+        rows = [[cut(r[0], widths[0])] + ([cut(r[1], max_width - widths[0] - 2)]
+                                          if len(r) != len(headers) else r[1:]) for r in rows]
+        headers = [cut(headers[0], widths[0])] + headers[1:]
     fmt = (lambda cells: "  ".join(x.ljust(w) if i == 0 else x.rjust(w)
                                    for i, (x, w) in enumerate(zip(cells, widths))).rstrip())
     out = [fmt(headers), fmt(["-" * w for w in widths])]
@@ -145,7 +221,7 @@ def _machine_lines(m: dict, peak: dict) -> list[str]:
     if peak:
         lines.append(f"- matmul peak ({peak['n']}×{peak['n']} {peak['dtype']} GEMM): NumPy "
                      f"{peak['numpy_gflops']:.1f} GFLOP/s, torch {peak['torch_gflops']:.1f} "
-                     f"GFLOP/s; % peak below is against {peak['peak_gflops']:.1f}")
+                     f"GFLOP/s (the floors use each case's own shapes instead)")
     return lines
 
 
@@ -173,42 +249,83 @@ def _profile_md(case: dict) -> list[str]:
     return out + [""]
 
 
+def _floor_md(results: dict) -> list[str]:
+    fl = results.get("floor_rates") or {}
+    if not fl:
+        return []
+    d = fl.get("detail", {})
+    out = [f"- NumPy floor rates (same run, same threads): copy {d.get('copy_GB_per_s', 0):.1f} "
+           f"GB/s (np.copyto, {d.get('copy_buffer_MiB', 0):.0f} MiB, read + write), np.exp "
+           f"{d.get('exp_Gelem_per_s', 0):.2f} G elements/s, random "
+           f"{d.get('random_Gelem_per_s', 0):.2f} G/s; GEMM shapes in results.json "
+           f"(floor_rates.gemms)"]
+    return out
+
+
+def _warnings_md(results: dict) -> list[str]:
+    w = results.get("warnings") or []
+    return (["## Warnings", ""] + [f"- **{x}**" for x in w] + [""]) if w else []
+
+
 def write_markdown(results: dict, path: str) -> None:
     from .cases import TARGET_NOTE
     cfg, m = results["config"], results["machine"]
     headers, rows = table_rows(results)
-    lines = ["# scratchnn vs torch: speed and memory", "",
+    lines = ["# scratchnn vs torch: speed, floors and memory", "",
              f"`{cfg['command']}`", "",
-             *_machine_lines(m, results.get("peak") or {}), "",
+             *_machine_lines(m, results.get("peak") or {}), *_floor_md(results), "",
              f"dtype {cfg['dtype']}, device {cfg['device']}, repeats {cfg['repeats']} "
-             f"(median; fewer for slow cases, at least 3), warm-up {cfg['warmup']}, "
-             f"interleaved scratchnn/torch.", "",
+             f"(median; fewer for slow cases, at least 3), warm-up {cfg['warmup']} (more until "
+             f"two calls agree within 10 %), interleaved scratchnn/torch, "
+             f"{cfg['settle']} s pause at every switch.", "",
+             *_warnings_md(results),
              format_table(headers, rows, markdown=True), "",
              "## How to read it", "",
              "- times: median milliseconds per call; fwd = forward only (autograd recording on "
              "in torch), f+b = forward + backward (all gradients).",
-             "- ×: median over repeats of the paired ratio scratchnn / torch (below 1 means "
-             "scratchnn is faster); the bracket is its interquartile range.",
-             f"- target / met: {TARGET_NOTE} 'n/a' when the run is not float32.",
-             "- GFLOP/s and % peak: forward+backward, from each case's FLOP formula (below) and "
-             "the GEMM peak measured at the start of the run.",
+             "- × torch: median over repeats of the paired ratio scratchnn / torch (below 1 "
+             "means scratchnn is faster); the bracket is its interquartile range.",
+             "- floor: the NumPy floor of the case's forward + backward, measured in this run "
+             "(its work per case below); × floor: each side's time over it (torch, with its own "
+             "kernels, may go below 1).",
+             f"- targets / met: {TARGET_NOTE} 'n/a' when the run is not float32.",
+             "- GFLOP/s (cases that count FLOPs: their formula below) or GB/s (the floor's "
+             "bytes over the time): forward + backward.",
              "- mem: peak extra MiB during one forward+backward: scratchnn by tracemalloc, "
              "torch by its CPU allocator's profiler events (method per case in results.json).",
              ""]
+    if any(h.endswith("(× sn)") for h in headers):
+        lines += ["- peers (`--peers`): each peer library's forward + backward and its time "
+                  "over scratchnn's (paired, interleaved); 'mismatch': its forward disagreed "
+                  "with torch, so it was not timed.", ""]
     if any(r[-1].endswith("slower)") for r in rows):
         lines += ["- naive: the readable loop version of the op on a small shape, and how many "
                   "times slower than scratchnn's vectorised op it is.", ""]
-    lines += ["## Cases", "", "| case | shape | FLOPs (fwd+bwd) | notes |", "|---|---|---|---|"]
+    lines += ["## Cases", "", "| case | shape | FLOPs (fwd+bwd) | floor: the work counted | "
+              "notes |", "|---|---|---|---|---|"]
     for c in results["cases"]:
         fl = c.get("flops_fwdbwd")
         flops = f"{fl / 1e9:.3g} G: {c['flop_formula']}" if fl else "—"
-        lines.append(f"| {c['name']} | {c['shape']} | {flops} | {c.get('notes') or ''} |")
+        ftext = (c.get("floor") or {}).get("text") or c.get("floor_text") or "—"
+        lines.append(f"| {c['name']} | {c['shape']} | {flops} | {ftext} | "
+                     f"{c.get('notes') or ''} |")
     lines.append("")
     missed = [c for c in results["cases"] if c.get("target_met") is False]
     if missed:
         lines += ["## Missed targets", "",
-                  ", ".join(f"{c['name']} ({c['ratio']['fwdbwd']['median']:.2f}× vs "
-                            f"≤ {c['target']:g})" for c in missed), ""]
+                  ", ".join(f"{c['name']} (" + ", ".join(
+                      f"{t['kind']} {t['value']:.2f}× vs ≤ {t['limit']:g}"
+                      for t in c["targets"] if t["met"] is False) + ")" for c in missed), ""]
+    peer_info = results.get("peers_info")
+    if peer_info:
+        lines += ["## Peers", "", "Timed: " + (", ".join(f"{k} {v}" for k, v in
+                                                          peer_info["available"].items())
+                                               or "none installed") + ".", ""]
+        lines += [f"- left out: {k}: {v}" for k, v in peer_info["left_out"].items()] + [""]
+        bad = [(c["name"], k, p) for c in results["cases"]
+               for k, p in (c.get("peers") or {}).items() if p["status"] != "ok"]
+        lines += [f"- {n}: {k} {p['status']}: {p.get('detail')}" for n, k, p in bad]
+        lines += [""] if bad else []
     profiled = [c for c in results["cases"] if c.get("profile")]
     for c in profiled:
         lines += _profile_md(c)
@@ -216,12 +333,15 @@ def write_markdown(results: dict, path: str) -> None:
     if bad:
         lines += ["## Not run", ""] + [f"- {c['name']}: {c['status']}: {c.get('error')}"
                                        for c in bad] + [""]
+    if results.get("baseline"):
+        lines += ["## Against the baseline", "", results["baseline"]["text"], ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
 
 
 def write_plot(results: dict, path: str) -> None:
-    """Horizontal bars of forward+backward (and forward) ratios, each case's target marked."""
+    """Horizontal bars of forward+backward ratios to torch, a dot for the ratio to the floor,
+    each torch target marked; colour: every target met or not."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -231,23 +351,24 @@ def write_plot(results: dict, path: str) -> None:
     ys = list(range(len(cases)))[::-1]
     for y, c in zip(ys, cases):
         fb = c["ratio"]["fwdbwd"]
-        fw = c["ratio"].get("fwd")
         color = {True: "tab:green", False: "tab:red", None: "tab:gray"}[c.get("target_met")]
         ax.barh(y + 0.18, fb["median"], height=0.36, color=color,
                 xerr=[[fb["median"] - fb["q1"]], [fb["q3"] - fb["median"]]],
                 error_kw={"elinewidth": 0.8, "capsize": 2})
-        if fw:
-            ax.barh(y - 0.18, fw["median"], height=0.36, color=color, alpha=0.35)
-        if c.get("target") is not None:
-            ax.plot([c["target"]] * 2, [y - 0.45, y + 0.45], color="black", lw=2)
+        fr = (c.get("floor_ratio") or {}).get("fwdbwd", {}).get("scratchnn")
+        if fr:
+            ax.plot([fr], [y - 0.18], marker="o", ms=3, color="black")
+        if c.get("torch_target") is not None:
+            ax.plot([c["torch_target"]] * 2, [y - 0.45, y + 0.45], color="black", lw=2)
     ax.axvline(1.0, color="tab:blue", ls="--", lw=1)
     ax.set_yticks(ys)
     ax.set_yticklabels([c["name"] for c in cases], fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("time ratio scratchnn / torch (log scale; < 1: scratchnn faster)")
+    ax.set_xlabel("scratchnn's forward+backward time ratio (log scale): bar / torch, "
+                  "dot / NumPy floor", fontsize=9)
     cfg, m = results["config"], results["machine"]
-    ax.set_title(f"scratchnn / torch, {cfg['dtype']}, {m['threads']} threads — solid: fwd+bwd "
-                 f"(IQR), pale: fwd; black tick: target", fontsize=9)
+    ax.set_title(f"scratchnn / torch, {cfg['dtype']}, {m['threads']} threads — bar: fwd+bwd "
+                 f"(IQR); dot: / floor; black tick: torch target", fontsize=9)
     ax.grid(axis="x", which="both", alpha=0.3)
     from matplotlib.patches import Patch
     ax.legend(handles=[Patch(color="tab:green", label="target met"),
@@ -257,6 +378,48 @@ def write_plot(results: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def baseline_verdicts(new: dict, old: dict, threshold: float = REGRESSION) -> list[dict]:
+    """Each case of ``new`` that also ran in ``old`` (by name), compared on scratchnn's
+    forward+backward median: ``slower`` when new / old > 1 + threshold + noise, ``faster`` when
+    old / new > 1 + threshold + noise, else ``same``; noise = the larger relative interquartile
+    range (IQR / median) of the two runs' samples. Torch's change is given beside it: when
+    torch moved as much, the machine changed, not the code."""
+    before = {c["name"]: c for c in old.get("cases", []) if c.get("status") == "ok"}
+    out = []
+    for c in new.get("cases", []):
+        o = before.get(c["name"])
+        if c.get("status") != "ok" or o is None:
+            continue
+        tn, to = c["times"]["fwdbwd"]["scratchnn"], o["times"]["fwdbwd"]["scratchnn"]
+        noise = max(tn["iqr_s"] / tn["median_s"], to["iqr_s"] / to["median_s"])
+        r = tn["median_s"] / to["median_s"]
+        limit = 1 + threshold + noise
+        verdict = "slower" if r > limit else "faster" if 1 / r > limit else "same"
+        torch_r = None
+        if "torch" in c["times"]["fwdbwd"] and "torch" in o["times"]["fwdbwd"]:
+            torch_r = (c["times"]["fwdbwd"]["torch"]["median_s"]
+                       / o["times"]["fwdbwd"]["torch"]["median_s"])
+        out.append({"name": c["name"], "old_s": to["median_s"], "new_s": tn["median_s"],
+                    "ratio": r, "noise": noise, "limit": limit, "verdict": verdict,
+                    "torch_ratio": torch_r})
+    return out
+
+
+def format_baseline(verdicts: list[dict], threshold: float = REGRESSION) -> str:
+    """A ≤ 100-column table of :func:`baseline_verdicts` and a closing line."""
+    rows = [[v["name"], _ms(v["old_s"]), _ms(v["new_s"]), f"{v['ratio']:.2f}",
+             f"±{100 * (v['limit'] - 1):.0f}%",
+             "—" if v["torch_ratio"] is None else f"{v['torch_ratio']:.2f}", v["verdict"]]
+            for v in verdicts]
+    table = format_table(["case", "old ms", "new ms", "new/old", "limit", "torch new/old",
+                          "verdict"], rows, max_width=100)
+    slower = [v["name"] for v in verdicts if v["verdict"] == "slower"]
+    tail = (f"{len(slower)} regression(s) (slower by more than {100 * threshold:.0f} % beyond "
+            f"the noise): {', '.join(slower)}" if slower else
+            f"no regression (threshold: {100 * threshold:.0f} % beyond the noise)")
+    return table + "\n\n" + tail
 
 
 def json_safe(obj: Any) -> Any:

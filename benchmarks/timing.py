@@ -77,21 +77,34 @@ def _sample(fn: Callable[[], object], number: int) -> float:
 
 def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 1,
             min_time: float = 0.02, budget: float = 30.0, min_repeats: int = 3,
-            settle: float = 0.2) -> dict[str, tuple[list[float], int]]:
+            settle: float = 0.2, stable: float = 0.1, max_extra_warmup: int = 5
+            ) -> dict[str, tuple[list[float], int]]:
     """Time each callable in ``fns``, interleaved; return ``{side: (samples, number)}``.
 
-    ``warmup`` untimed calls per side (at least one: it also estimates the time per call);
+    ``warmup`` untimed calls per side (at least one: it also estimates the time per call),
+    then up to ``max_extra_warmup`` more rounds while a side's last two warm calls (of more
+    than 1 ms) differ by more than ``stable`` (first calls pay for oneDNN's primitive creation,
+    allocator growth, BLAS thread start-up: torch's first conv2d call measured 3× its next);
     ``repeats`` samples per side, reduced (never below ``min_repeats``) when the estimate says
     the case would take longer than ``budget`` seconds in all; ``settle`` seconds of sleep
     whenever the side changes (see the module docstring).
     """
     names = list(fns)
     per_call: dict[str, float] = {}
-    for _ in range(max(1, warmup)):
+    prev: dict[str, float] = {}
+    spent = 0.0
+    for w in range(max(1, warmup) + max_extra_warmup):
+        if w >= max(1, warmup):                             # warm until stable (or give up)
+            unstable = [n for n in names if per_call[n] > 1e-3 and (
+                n not in prev or abs(per_call[n] - prev[n]) > stable * min(per_call[n], prev[n]))]
+            if not unstable or spent > budget / 4:
+                break
+        prev = dict(per_call)
         for name in names:
             t0 = time.perf_counter()
             fns[name]()
             per_call[name] = time.perf_counter() - t0       # the last warm call is the estimate
+            spent += per_call[name]
     number = {n: max(1, min(10_000, math.ceil(min_time / max(per_call[n], 1e-9))))
               for n in names}
     one_round = sum(per_call[n] * number[n] for n in names)
