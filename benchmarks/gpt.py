@@ -13,8 +13,12 @@ Dropout parity: every dropout layer (the embedding's, and per block ``dropout1``
 ``dropout2``) draws its step's mask from a generator replaying a recorded state
 (:func:`draw_masks`); torch's twin has :class:`benchmarks.train.TorchMaskedDropout` layers in
 those places and receives the masks themselves. The attention weights' own dropout
-(``self_attn.dropout``) is off on both sides: torch draws it inside its fused attention, where
-no mask can be handed in.
+(``self_attn.dropout``, a keep-mask of shape (B, n_head, T, T) per block) is drawn the same way
+and replayed through each ``MultiheadAttention``'s generator; torch draws it inside its fused
+attention kernel, where no mask can be handed in, so while each torch block runs its
+``scaled_dot_product_attention`` is ATen's own math kernel given that keep-mask
+(``torch.ops.aten._scaled_dot_product_attention_math(..., dropout_mask=keep)``, the kernel torch
+provides for exactly this kind of test).
 
 No biases by default (``bias=False``, as in many current GPTs): the key projection's bias
 b_k adds q·b_k to every score of a query, a constant that softmax removes, so its gradient is
@@ -26,6 +30,7 @@ stays below AdamW's eps and the parity holds with biases too (``--bias``).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
@@ -67,8 +72,6 @@ class GPT(nn.Module):
                                        activation="gelu", batch_first=True, norm_first=True,
                                        bias=cfg.bias)
             for _ in range(cfg.n_layer)])
-        for blk in self.blocks:
-            blk.self_attn.dropout = 0.0            # see the module docstring
         self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
 
@@ -96,6 +99,29 @@ def dropout_layers(model) -> list:
     return out
 
 
+@contextlib.contextmanager
+def _sdpa_with_keep_mask(keep):
+    """While a torch block runs: its attention's dropout applies ``keep`` (bool, (B, H, T, T))
+    instead of drawing one (``keep`` None: torch's own SDPA)."""
+    if keep is None:
+        yield
+        return
+    TF = torch.nn.functional
+    real = TF.scaled_dot_product_attention
+
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kw):
+        if dropout_p == 0:
+            return real(q, k, v, attn_mask, dropout_p, is_causal, **kw)
+        return torch.ops.aten._scaled_dot_product_attention_math(
+            q, k, v, attn_mask, dropout_p, is_causal, keep)[0]
+
+    TF.scaled_dot_product_attention = sdpa
+    try:
+        yield
+    finally:
+        TF.scaled_dot_product_attention = real
+
+
 # -- torch -----------------------------------------------------------------------------------
 if torch is not None:
     class TorchGPT(torch.nn.Module):
@@ -113,20 +139,21 @@ if torch is not None:
                                                   cfg.dropout, activation="gelu",
                                                   batch_first=True, norm_first=True,
                                                   bias=cfg.bias)
-                blk.self_attn.dropout = 0.0
                 for name in ("dropout1", "dropout", "dropout2"):
                     setattr(blk, name, TorchMaskedDropout(cfg.dropout))
                 self.blocks.append(blk)
             self.ln_f = tnn.LayerNorm(cfg.n_embd, bias=cfg.bias)
             self.head = tnn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+            self.attn_keep = [None] * cfg.n_layer      # the step's attention keep-masks
 
         def forward(self, idx):
             t = idx.shape[1]
             mask = torch.nn.Transformer.generate_square_subsequent_mask(
                 t, dtype=self.head.weight.dtype)
             x = self.drop(self.tok_emb(idx) + self.pos_emb(torch.arange(t)))
-            for blk in self.blocks:
-                x = blk(x, src_mask=mask, is_causal=True)
+            for blk, keep in zip(self.blocks, self.attn_keep):
+                with _sdpa_with_keep_mask(keep if self.training else None):
+                    x = blk(x, src_mask=mask, is_causal=True)
             return self.head(self.ln_f(x))
 
 
@@ -145,9 +172,12 @@ def build_torch_gpt(model: GPT):
 # -- masks -----------------------------------------------------------------------------------
 class Masks(NamedTuple):
     """One step's keep-masks (1 keep, 0 drop; model dtype), one per :func:`dropout_layers`
-    entry, and the generator states they were drawn from."""
+    entry, and the generator states they were drawn from; ``attn``/``attn_states``: per block,
+    the attention weights' keep-mask (bool, (B, n_head, T, T)) and its state."""
     masks: list
     states: list
+    attn: list
+    attn_states: list
 
 
 def draw_masks(rng: np.random.Generator, cfg: GPTConfig, batch: int, t: int, dtype) -> Masks:
@@ -160,17 +190,28 @@ def draw_masks(rng: np.random.Generator, cfg: GPTConfig, batch: int, t: int, dty
     for shape in shapes:
         states.append(rng.bit_generator.state)
         masks.append(F.dropout_mask(shape, cfg.dropout, rng).astype(dtype))
-    return Masks(masks, states)
+    attn, attn_states = [], []
+    for _ in range(cfg.n_layer):
+        attn_states.append(rng.bit_generator.state)
+        attn.append(F.dropout_mask((batch, cfg.n_head, t, t), cfg.dropout, rng).astype(bool))
+    return Masks(masks, states, attn, attn_states)
 
 
 def set_scratchnn_masks(model: GPT, masks: Masks | None) -> None:
-    for layer, state in zip(dropout_layers(model), masks.states if masks else [None] * 99):
+    """Each dropout layer, and each block's attention, redraws this step's masks (None: they
+    draw from the default generator)."""
+    layers = dropout_layers(model) + [blk.self_attn for blk in model.blocks]
+    states = masks.states + masks.attn_states if masks else [None] * len(layers)
+    for layer, state in zip(layers, states):
         layer.generator = None if state is None else _replay(state)
 
 
 def set_torch_masks(tmodel, masks: Masks | None) -> None:
+    """The torch twin's masked dropouts and attention get this step's masks themselves."""
     for layer, m in zip(dropout_layers(tmodel), masks.masks if masks else [None] * 99):
         layer.mask = None if m is None else torch.from_numpy(m)
+    tmodel.attn_keep = ([torch.from_numpy(a) for a in masks.attn] if masks
+                        else [None] * len(tmodel.blocks))
 
 
 # -- training steps --------------------------------------------------------------------------

@@ -75,6 +75,27 @@ def test_model_pieces(corpus):
     masks = G.draw_masks(np.random.default_rng(0), cfg, 2, 8, np.float32)
     assert [m.shape for m in masks.masks] == [(2, 8, 8), (2, 8, 8), (2, 8, 32), (2, 8, 8)]
     assert len(G.dropout_layers(model)) == len(masks.masks) == len(G.dropout_layers(tmodel))
+    assert [m.shape for m in masks.attn] == [(2, 2, 8, 8)] and masks.attn[0].dtype == bool
+
+
+def test_attention_dropout_masks_reach_both_sides(corpus):
+    """One training forward: with the step's masks the two sides agree, and the attention
+    keep-mask matters (all-kept attention gives other logits) — it is not silently off."""
+    cfg = G.GPTConfig(len(corpus.chars), block_size=8, n_layer=1, n_head=2, n_embd=8,
+                      dropout=0.5)
+    model = G.build_scratchnn_gpt(cfg, np.float64, seed=0)
+    tmodel = G.build_torch_gpt(model)
+    x = corpus.train[None, :8].repeat(2, 0)
+    masks = G.draw_masks(np.random.default_rng(3), cfg, 2, 8, np.float64)
+    G.set_scratchnn_masks(model, masks)
+    G.set_torch_masks(tmodel, masks)
+    ours = model(x)
+    with torch.no_grad():
+        theirs = tmodel(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-12)
+    tmodel.attn_keep = [torch.ones_like(k) for k in tmodel.attn_keep]
+    with torch.no_grad():
+        assert not np.allclose(tmodel(torch.from_numpy(x)).numpy(), theirs)
 
 
 def test_cli_json_keys_and_plot(tmp_path):
