@@ -31,6 +31,8 @@ is not the op's mathematics lives here, off the contract floor:
   in cache-sized tiles, for the per-step GEMM);
 * :mod:`~scratchnn.perf.recycle` — ``empty``/``zeros`` that hand a buffer out again once
   nothing refers to it (a caching allocator: no page faults on the next call's arrays);
+* :mod:`~scratchnn.perf.bernoulli` — ``scaled_keep``: dropout's keep mask from a PCG64's raw
+  bits, split over threads with jumped copies (the textbook's mask bit for bit);
 
 Import rules (``tests/test_layout.py`` checks them): the contract layer (``autodiff``,
 ``_validate``, ``window``, ``gradcheck``, ``random``) imports nothing above it; the textbook
