@@ -221,6 +221,7 @@ def test_each_route_matches_torch(route, G, seed, bias):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(conv_impl, "_ROUTE", route)
         mp.setattr(conv_impl, "SHIFTED_BLOCK_BYTES", 64)        # several column blocks
+        mp.setattr(conv_impl, "SHIFTED_RUN_BYTES", 64)
         mp.setattr(conv_impl, "WORKSPACE_BYTES", 256)
         _vs_torch(f"conv{nd}d", (x, w, b), kw, rng)
         y_shape = F.__dict__[f"conv{nd}d"](x, w, **kw).shape
@@ -228,6 +229,22 @@ def test_each_route_matches_torch(route, G, seed, bias):
         bt = rng.standard_normal(G["cin"]) if bias else None
         kwt = dict(kw, output_padding=_output_padding(G, y_shape[2:]))
         _vs_torch(f"conv_transpose{nd}d", (xt, w, bt), kwt, rng)
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d"])
+def test_shifted_merged_runs_over_several_blocks_match_torch(monkeypatch, name):
+    """Stride 1, k 3: the shifted GEMM merges each kernel row into one product; with a small
+    ``SHIFTED_RUN_BYTES`` the 968 grid columns run as several blocks of 256 (the last one
+    partial), forward and both gradients against torch (random dy)."""
+    monkeypatch.setattr(conv_impl, "_ROUTE", "shifted")
+    monkeypatch.setattr(conv_impl, "SHIFTED_RUN_BYTES", 64)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 8, 20, 20))
+    w = rng.standard_normal((8, 8, 3, 3))
+    b = rng.standard_normal(8)
+    kw = dict(stride=1, padding=1) if name == "conv2d" else dict(stride=1, padding=1,
+                                                                 output_padding=0)
+    _vs_torch(name, (x, w, b), kw, rng)
 
 
 @pytest.mark.parametrize("transposed", [False, True])
