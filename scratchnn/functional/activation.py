@@ -47,7 +47,7 @@ from ..textbook.activation import (  # noqa: F401  (the plain ops and shared pie
     SELU_ALPHA, SELU_SCALE, HardtanhCtx, MishCtx, PreluCtx, SoftmaxCtx, TanhshrinkCtx, XCtx,
     YCtx, hardswish,
     hardswish_backward, hardswish_forward, log_sum_exp_parts, prelu, prelu_backward,
-    prelu_forward, softmax, softmax_args, softmax_backward, softmax_forward, softmin,
+    prelu_forward, softmax, softmax_args, softplus_args, softmax_backward, softmax_forward, softmin,
     softmin_backward, softmin_forward, softsign, softsign_backward, softsign_forward,
     stable_softplus, tanh, tanh_backward, tanh_forward, tanhshrink, tanhshrink_backward,
     tanhshrink_forward)
@@ -414,12 +414,7 @@ def softplus_forward(input: Array, beta: float = 1.0, threshold: float = 20.0
     Stable:  log(1 + e^z) = max(z, 0) + log1p(e^{−|z|}); e^{−|z|} also gives σ(z).
     Torch:   torch.nn.functional.softplus
     """
-    fn = "softplus"
-    check_array(fn, "input", input)
-    beta = check_float(fn, "beta", beta)
-    threshold = check_float(fn, "threshold", threshold)
-    if beta == 0:
-        raise ValueError(f"{fn}(): parameter 'beta' must be non-zero (it divides), got 0.0")
+    beta, threshold = softplus_args(input, beta, threshold)
 
     def kernel(ins, outs, s):
         (x,), (y, f) = ins, outs
@@ -445,7 +440,7 @@ def softplus_forward(input: Array, beta: float = 1.0, threshold: float = 20.0
         np.maximum(f, e, out=f)                               # 1 where z > threshold
         mi = _mask(z, m, threshold)
         select_bits(mi, int_view(x), int_view(y), int_view(tmp), int_view(y))   # y = x there
-    return _factor_op(fn, kernel, input, 4)
+    return _factor_op("softplus", kernel, input, 4)
 
 
 # -- the ReLU family: blocked maximum, bitwise-select backward --------------------------------

@@ -514,6 +514,17 @@ class SoftplusCtx(NamedTuple):
     threshold: float
 
 
+def softplus_args(input: Array, beta: Any, threshold: Any) -> tuple[float, float]:
+    """softplus's argument checks (both editions): (beta, threshold) as floats, beta ≠ 0."""
+    fn = "softplus"
+    check_array(fn, "input", input)
+    beta = check_float(fn, "beta", beta)
+    threshold = check_float(fn, "threshold", threshold)
+    if beta == 0:
+        raise ValueError(f"{fn}(): parameter 'beta' must be non-zero (it divides), got 0.0")
+    return beta, threshold
+
+
 def softplus_forward(input: Array, beta: float = 1.0, threshold: float = 20.0
                      ) -> tuple[Array, SoftplusCtx]:
     """y = log(1 + e^{βx}) / β, reverting to y = x where βx > threshold   (β ≠ 0)
@@ -525,12 +536,7 @@ def softplus_forward(input: Array, beta: float = 1.0, threshold: float = 20.0
              (finite) value where torch's log1p(exp(z)) overflows to inf.
     Torch:   torch.nn.functional.softplus
     """
-    fn = "softplus"
-    check_array(fn, "input", input)
-    beta = check_float(fn, "beta", beta)
-    threshold = check_float(fn, "threshold", threshold)
-    if beta == 0:
-        raise ValueError(f"{fn}(): parameter 'beta' must be non-zero (it divides), got 0.0")
+    beta, threshold = softplus_args(input, beta, threshold)
     with np.errstate(over="ignore"):        # |x|·β beyond the float range: ±inf, both limits
         z = input * beta                    # exact (linear branch, or softplus(−inf) = 0)
     y = np.where(z > threshold, input, stable_softplus(z) / beta)
