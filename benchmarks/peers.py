@@ -28,12 +28,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["PEERS", "LEFT_OUT", "available", "build", "forward_check"]
+__all__ = ["PEERS", "LEFT_OUT", "Unsupported", "available", "build", "forward_check"]
+
+
+class Unsupported(ValueError):
+    """The peer library has the op but not this argument (reported, not timed)."""
 
 LEFT_OUT = {
     "tinygrad": "not NumPy: it compiles its kernels (clang/LLVM/GPU backends); with no "
                 "compiler device here it stops with 'no usable devices'",
-    "minitorch": "the registry's package (0.1.0) installs no importable module",
+    "minitorch": "the registry's package (0.1.0) ships a top-level torch/ package that "
+                 "overwrites torch's own torch/__init__.py: never install it beside torch",
     "numpy-ml": "does not import on Python ≥ 3.10 (collections.Hashable)",
     "chainer": "its sdist needs setuptools < 80 to build, and then it does not import under "
                "NumPy 2 (np.sctypes)",
@@ -80,7 +85,7 @@ def _mygrad_builders() -> dict[str, Callable]:
 
     def max_pool(x, kernel_size, stride, padding=0):
         if padding:
-            raise NotImplementedError("mygrad.nnet.max_pool has no padding")
+            raise Unsupported("mygrad.nnet.max_pool has no padding")
         return nnet("max_pool")(x, (kernel_size, kernel_size), stride)
 
     def batch_norm(x, rm, rv, g, b, training=True):

@@ -103,7 +103,7 @@ __all__ = ["P_DROPOUT2D", "P_DROPOUT", "Masks", "draw_masks", "build_scratchnn_c
            "build_torch_convnet", "make_scratchnn_optimizer", "make_torch_optimizer",
            "scratchnn_train_step", "torch_train_step", "evaluate", "torch_evaluate",
            "load_data", "train", "main", "MODELS", "dropout_indices", "dropout_layers",
-           "build_scratchnn_model", "write_outputs"]
+           "build_scratchnn_model", "write_outputs", "add_run_args", "check_counts"]
 
 P_DROPOUT2D = 0.10          # after the max-pool, whole channels
 P_DROPOUT = 0.25            # on the 64 hidden units, element-wise
@@ -664,38 +664,47 @@ def main(argv: list[str] | None = None) -> dict:
                     help="digits (default; scikit-learn's 8×8), fashion-mnist (Debian's "
                          "dataset-fashion-mnist) or a directory of MNIST-format IDX files")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    ap.add_argument("--compare-torch", action="store_true",
-                    help="train torch alongside from the same weights, batches and masks")
-    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    ap.add_argument("--plot", metavar="PATH", help="write a PNG of losses and accuracies")
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_args(ap, "a PNG of losses and accuracies", "a whole epoch each")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--limit", type=int, metavar="N",
                     help="train at most N steps per epoch (a fixed slice, for timing/CI)")
-    ap.add_argument("--threads", type=int, metavar="N",
-                    help="threads for torch and NumPy's BLAS (default: torch's default)")
-    ap.add_argument("--interleave", type=int, default=INTERLEAVE, metavar="N",
-                    help=f"with --compare-torch, the sides take turns every N steps, pausing "
-                         f"{SETTLE} s at each switch (default {INTERLEAVE}; 0: a whole epoch "
-                         f"each)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
-    for name in ("epochs", "batch_size", "limit", "threads"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    if args.seed < 0:
-        ap.error(f"--seed must be >= 0, got {args.seed}")
-    if args.interleave < 0:
-        ap.error(f"--interleave must be >= 0, got {args.interleave}")
+    check_counts(ap, args, ("epochs", "batch_size", "limit", "threads"), ("seed", "interleave"))
     res = train(args.data, args.epochs, args.dtype, args.compare_torch, args.seed,
                 args.batch_size, args.lr, args.limit, args.threads, not args.no_progress,
                 interleave=args.interleave, model=args.model)
     print(summary(res))
     write_outputs(res, args.json, args.plot, plot)
     return res
+
+
+def add_run_args(ap: argparse.ArgumentParser, plot_what: str, zero_turn: str) -> None:
+    """The flags both trainers take (this one and benchmarks.train_gpt): --dtype,
+    --compare-torch, --json, --plot (``plot_what``), --seed, --threads, --interleave (0 means
+    ``zero_turn``) and --no-progress."""
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--compare-torch", action="store_true",
+                    help="train torch alongside from the same weights, batches and masks")
+    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    ap.add_argument("--plot", metavar="PATH", help=f"write {plot_what}")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, metavar="N",
+                    help="threads for torch and NumPy's BLAS (default: torch's default)")
+    ap.add_argument("--interleave", type=int, default=INTERLEAVE, metavar="N",
+                    help=f"with --compare-torch, the sides take turns every N steps, pausing "
+                         f"{SETTLE} s at each switch (default {INTERLEAVE}; 0: {zero_turn})")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def check_counts(ap: argparse.ArgumentParser, args: argparse.Namespace,
+                 at_least_1: tuple[str, ...], at_least_0: tuple[str, ...]) -> None:
+    """A trainer's integer flags in range (None: not given), else argparse's error."""
+    for bound, names in ((1, at_least_1), (0, at_least_0)):
+        for name in names:
+            v = getattr(args, name)
+            if v is not None and v < bound:
+                ap.error(f"--{name.replace('_', '-')} must be >= {bound}, got {v}")
 
 
 def write_outputs(res: dict, json_path: str | None, plot_path: str | None, plot_fn) -> None:

@@ -49,8 +49,8 @@ import numpy as np
 from scratchnn import nn
 
 from . import gpt as G
-from .train import (INTERLEAVE, SETTLE, _PREPARED, _Threads, _progress, _timed_steps, torch,
-                    write_outputs)
+from .train import (INTERLEAVE, SETTLE, _PREPARED, _Threads, _progress, _timed_steps,
+                    add_run_args, check_counts, torch, write_outputs)
 
 __all__ = ["CORPUS_MODULES", "load_corpus", "Corpus", "batches", "train", "profile_step",
            "main"]
@@ -412,12 +412,7 @@ def main(argv: list[str] | None = None) -> dict:
                                  description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    ap.add_argument("--compare-torch", action="store_true",
-                    help="train torch alongside from the same weights, batches and masks")
-    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    ap.add_argument("--plot", metavar="PATH", help="write a PNG of the loss curves")
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_args(ap, "a PNG of the loss curves", "all the steps each")
     ap.add_argument("--n-layer", type=int, default=2)
     ap.add_argument("--n-head", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=128)
@@ -429,23 +424,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--bias", action="store_true",
                     help="biases in the Linears and LayerNorms (see benchmarks/gpt.py)")
-    ap.add_argument("--threads", type=int, metavar="N",
-                    help="threads for torch and NumPy's BLAS (default: torch's default)")
-    ap.add_argument("--interleave", type=int, default=INTERLEAVE, metavar="N",
-                    help="with --compare-torch, the sides take turns every N steps")
     ap.add_argument("--sample", type=int, default=300, metavar="N",
                     help="characters to sample after training (0: none)")
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="also time N scratchnn steps by layer kind")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
-    for name in ("steps", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "threads"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    for name in ("seed", "interleave", "sample", "profile"):
-        if getattr(args, name) < 0:
-            ap.error(f"--{name} must be >= 0, got {getattr(args, name)}")
+    check_counts(ap, args, ("steps", "n_layer", "n_head", "n_embd", "block_size", "batch_size",
+                            "threads"), ("seed", "interleave", "sample", "profile"))
     if args.n_embd % args.n_head:
         ap.error(f"--n-embd ({args.n_embd}) must be divisible by --n-head ({args.n_head})")
     if not 0.0 <= args.dropout < 1.0:

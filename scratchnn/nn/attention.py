@@ -19,7 +19,6 @@ position comes back as 0); scratchnn always computes what torch's regular path c
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -29,28 +28,11 @@ from .._validate import check_array, check_bool, check_float, check_int
 from ..autodiff import vjp
 from ..random import get_generator
 from .activation import _param_dtype
-from .init import calculate_fan_in_and_fan_out, uniform_
+from .init import xavier_normal_, xavier_uniform_
 from .linear import Linear
 from .module import Module, Parameter
 
 __all__ = ["MultiheadAttention"]
-
-
-def xavier_uniform_(a: np.ndarray, gain: float = 1.0,
-                    generator: np.random.Generator | None = None) -> np.ndarray:
-    """U(−b, b), b = gain · √(6 / (fan_in + fan_out)): torch.nn.init.xavier_uniform_."""
-    fan_in, fan_out = calculate_fan_in_and_fan_out(a)
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(a, -bound, bound, generator)
-
-
-def xavier_normal_(a: np.ndarray, gain: float = 1.0,
-                   generator: np.random.Generator | None = None) -> np.ndarray:
-    """N(0, σ²), σ = gain · √(2 / (fan_in + fan_out)): torch.nn.init.xavier_normal_."""
-    fan_in, fan_out = calculate_fan_in_and_fan_out(a)
-    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-    a[...] = get_generator("xavier_normal_", generator).normal(0.0, std, a.shape)
-    return a
 
 
 def _seq_first(*xs: np.ndarray) -> tuple:

@@ -13,7 +13,7 @@ import numpy as np
 from ..random import get_generator
 
 __all__ = ["calculate_fan_in_and_fan_out", "calculate_gain", "uniform_", "zeros_", "ones_",
-           "kaiming_uniform_", "default_bound"]
+           "kaiming_uniform_", "xavier_uniform_", "xavier_normal_", "default_bound"]
 
 
 def calculate_fan_in_and_fan_out(a: np.ndarray) -> tuple[int, int]:
@@ -70,6 +70,23 @@ def kaiming_uniform_(a: np.ndarray, negative_slope: float = 0.0, mode: str = "fa
     gain = calculate_gain(nonlinearity, negative_slope)
     bound = gain * math.sqrt(3.0 / fan) if fan > 0 else 0.0
     return uniform_(a, -bound, bound, generator)
+
+
+def xavier_uniform_(a: np.ndarray, gain: float = 1.0,
+                    generator: np.random.Generator | None = None) -> np.ndarray:
+    """U(−b, b), b = gain · √(6 / (fan_in + fan_out)): torch.nn.init.xavier_uniform_."""
+    fan_in, fan_out = calculate_fan_in_and_fan_out(a)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(a, -bound, bound, generator)
+
+
+def xavier_normal_(a: np.ndarray, gain: float = 1.0,
+                   generator: np.random.Generator | None = None) -> np.ndarray:
+    """N(0, σ²), σ = gain · √(2 / (fan_in + fan_out)): torch.nn.init.xavier_normal_."""
+    fan_in, fan_out = calculate_fan_in_and_fan_out(a)
+    std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+    a[...] = get_generator("xavier_normal_", generator).normal(0.0, std, a.shape)
+    return a
 
 
 def default_bound(fan_in: int) -> float:

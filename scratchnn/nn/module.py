@@ -86,6 +86,8 @@ class Module:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "_traced" in cls.__dict__:
+            return                  # the class says so itself (a replay with its own backward)
         if "backward" in cls.__dict__:
             cls._traced = False
         elif "forward" in cls.__dict__ and not cls.__module__.startswith("scratchnn."):

@@ -35,9 +35,10 @@ import numpy as np
 from .. import functional as F
 from .._validate import check_array, check_bool, check_float, check_int
 from . import tracing
-from .attention import MultiheadAttention, xavier_uniform_
+from .attention import MultiheadAttention
 from .container import ModuleList
 from .dropout import Dropout
+from .init import xavier_uniform_
 from .linear import Linear
 from .module import Module
 from .normalization import LayerNorm
@@ -94,6 +95,7 @@ class _Stack(Module):
     (``_seqs`` of them, the leading arguments) and leaves the masks constant."""
 
     _seqs = 1
+    _traced = True                  # its backward is the replay, trimmed to the sequences
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Sequences first and positional, everything else by keyword: the recorded inputs
@@ -114,8 +116,6 @@ class _Stack(Module):
         grads = grads if isinstance(grads, tuple) else (grads,)
         return grads[0] if self._seqs == 1 else grads[:self._seqs]
 
-
-_Stack._traced = True               # its backward is the replay (defining one turned it off)
 
 
 def _layer_args(fn: str, d_model: Any, nhead: Any, dim_feedforward: Any, dropout: Any,
