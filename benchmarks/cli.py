@@ -243,11 +243,13 @@ NOISY = 0.10         # a case whose paired-ratio IQR exceeds 10 % of its median 
 
 
 def _run_warnings(results: dict, load_before: tuple, load_after: tuple) -> list[str]:
-    """Busy machine (load averages), noisy cases (spread), a BLAS kernel narrower than the
-    CPU's, OPENBLAS_CORETYPE set."""
-    from .machine import blas_warnings, cpu_flags, load_warnings
+    """Busy machine (load averages, CPU time stolen by the hypervisor), noisy cases (spread),
+    a BLAS kernel narrower than the CPU's, OPENBLAS_CORETYPE set."""
+    from .machine import blas_warnings, cpu_flags, load_warnings, steal_warnings
     m = results["machine"]
     out = load_warnings(load_before, load_after, m["logical_cores"] or 1, m["threads"])
+    out += steal_warnings(m.get("steal"), {c["name"]: c.get("steal")
+                                           for c in results["cases"]})
     noisy = [c["name"] for c in results["cases"]
              if c["status"] == "ok" and (c.get("spread") or 0) > NOISY]
     busy = [c["name"] for c in results["cases"]
@@ -288,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm
     from .floors import Rates
-    from .machine import machine_info, measure_peak
+    from .machine import cpu_times, machine_info, measure_peak, steal_fraction
 
     cuda = args.device == "cuda"
     if cuda:
@@ -317,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "peers_available": list((peers_info or {}).get("available", {}))}
     os.makedirs(args.out, exist_ok=True)
 
-    load_before = os.getloadavg()
+    load_before, cpu_before = os.getloadavg(), cpu_times()
     torch.set_num_threads(threads)
     with threadpool_limits(limits=threads), _scratchnn_threads(threads) as own:
         cfg["scratchnn_pool_threads"] = own
@@ -331,14 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = []
         for case in selected:
             bar.set_description(case.name[:40])
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_times()
             records.append(_run_case(case, dtype, cuda, cfg, rates))
             records[-1]["wall_s"] = time.perf_counter() - t0    # the case's share of the run
             records[-1]["loadavg_1min"] = os.getloadavg()[0]    # its own threads included
+            records[-1]["steal"] = steal_fraction(c0, cpu_times())
             bar.update()
         bar.close()
     load_after = os.getloadavg()
     machine["loadavg_before"], machine["loadavg_after"] = load_before, load_after
+    machine["steal"] = steal_fraction(cpu_before, cpu_times())
 
     results = json_safe({"schema": 2, "machine": machine, "config": cfg, "peak": peak,
                          "floor_rates": {"detail": rates.detail, "gemms": rates.gemm_table()},

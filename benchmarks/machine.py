@@ -16,7 +16,7 @@ import numpy as np
 from .timing import compare, stats
 
 __all__ = ["machine_info", "blas_info", "measure_peak", "cpu_flags", "blas_warnings",
-           "load_warnings"]
+           "load_warnings", "cpu_times", "steal_fraction", "steal_warnings"]
 
 _BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
              "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -84,6 +84,46 @@ def load_warnings(before: tuple[float, ...], after: tuple[float, ...], cores: in
     if after[0] > threads + 0.5:
         out.append(f"the machine was busy during the run: load average {after[0]:.2f} (1 min) "
                    f"at the end, above the run's own {threads} thread(s)")
+    return out
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(stolen, total) CPU time in clock ticks since boot, summed over the cores, from the
+    first line of ``/proc/stat``; ``None`` where there is none (not Linux). "Steal" is time
+    the hypervisor gave this virtual machine's cores to other guests: invisible to the load
+    average, it slows both sides of a comparison unevenly, one repeat more than another."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(v) for v in fields[1:9]]        # user nice system idle iowait irq softirq steal
+    return ticks[7], sum(ticks)
+
+
+def steal_fraction(before: tuple[int, int] | None, after: tuple[int, int] | None
+                   ) -> float | None:
+    """The share of CPU time stolen by the hypervisor between two :func:`cpu_times`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+STEAL_WARN = 0.05    # a run (or case) losing more than 5 % of its CPU time to other guests
+
+
+def steal_warnings(run: float | None, cases: dict[str, float | None]) -> list[str]:
+    """Warnings when the hypervisor took CPU time from the run (steal above ``STEAL_WARN``),
+    naming the cases that lost more than twice that."""
+    out = []
+    if run is not None and run > STEAL_WARN:
+        worst = [n for n, f in cases.items() if f is not None and f > 2 * STEAL_WARN]
+        out.append(f"the hypervisor took {100 * run:.0f} % of the CPU time during the run "
+                   f"(steal, /proc/stat): other guests share these cores, and every time, the "
+                   f"floors' included, is slower and noisier than the machine allows"
+                   + (f"; over {200 * STEAL_WARN:.0f} % in: {', '.join(worst)}" if worst else ""))
     return out
 
 

@@ -218,6 +218,11 @@ def _machine_lines(m: dict, peak: dict) -> list[str]:
              f"{ {True: 'on', False: 'off', None: '?'}[m.get('numpy_madvise_hugepage')]}"]
     if m.get("cuda"):
         lines.append(f"- CUDA: {m['cuda']['device']} (CUDA {m['cuda']['cuda']})")
+    if m.get("loadavg_before") is not None:
+        steal = m.get("steal")
+        lines.append(f"- load average (1 min) before / after: {m['loadavg_before'][0]:.2f} / "
+                     f"{m['loadavg_after'][0]:.2f}; CPU time stolen by the hypervisor during "
+                     f"the run: " + ("n/a" if steal is None else f"{100 * steal:.1f} %"))
     if peak:
         lines.append(f"- matmul peak ({peak['n']}×{peak['n']} {peak['dtype']} GEMM): NumPy "
                      f"{peak['numpy_gflops']:.1f} GFLOP/s, torch {peak['torch_gflops']:.1f} "

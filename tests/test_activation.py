@@ -21,12 +21,14 @@ from hypothesis import strategies as st
 import scratchnn
 import scratchnn.functional as F
 import scratchnn.nn as nn
+import scratchnn.perf.elementwise
 import scratchnn.textbook as T
 from reference.values import batch_shapes, seeds
 from tests.conftest import examples
 
 TF = torch.nn.functional
 DTYPES = [np.float32, np.float64]
+_BLOCK = scratchnn.perf.elementwise.BLOCK_BYTES // 8   # float64 elements of one blocked block
 
 # every op with representative keywords; (name, kwargs)
 OPS = [
@@ -369,11 +371,11 @@ def test_masked_backward_keeps_non_finite_dy_out_of_the_zero_region(name, editio
 # -- the fast paths (relu's blocked maximum, the masked backward's bitwise select) ----------
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("size", [0, 5, F.activation._ZERO_BLOCK - 1, F.activation._ZERO_BLOCK,
-                                  3 * F.activation._ZERO_BLOCK, 3 * F.activation._ZERO_BLOCK + 17])
+@pytest.mark.parametrize("size", [0, 5, _BLOCK - 1, _BLOCK, 3 * _BLOCK, 3 * _BLOCK + 17])
 def test_relu_blocked_forward_equals_the_plain_formula(dtype, size):
-    """max(x, 0) computed in rows against a cached zero row (and the remainder against part
-    of it) equals np.maximum(x, 0) everywhere, NaN and ±inf included, in the input's dtype."""
+    """max(x, 0) computed block by block against a cached block of zeros (over the threads,
+    the last block short) equals np.maximum(x, 0) everywhere, NaN and ±inf included, in the
+    input's dtype; and its backward passes dy exactly where y ≠ 0."""
     x = np.random.default_rng(size).standard_normal(size).astype(dtype)
     x[::7] = 0.0
     x[1::11] = -0.0
@@ -386,6 +388,10 @@ def test_relu_blocked_forward_equals_the_plain_formula(dtype, size):
         assert y.dtype == dtype and y.shape == a.shape
         np.testing.assert_array_equal(y, np.maximum(a, 0))
         np.testing.assert_array_equal(a, before)                     # input untouched
+        dy = np.random.default_rng(size + 1).standard_normal(a.shape).astype(dtype)
+        dx = scratchnn.vjp(F.relu, a)[1](dy)[0]
+        assert dx.dtype == dtype
+        np.testing.assert_array_equal(dx, np.where(np.maximum(a, 0) != 0, dy, 0))
 
 
 @pytest.mark.parametrize("edition", [F, T], ids=["fast", "textbook"])
@@ -407,7 +413,7 @@ def test_masked_backward_equals_where_bit_for_bit(dtype):
     dy's own bits (−0, NaN payloads) where it is 1 — for contiguous and strided dy and x."""
     rng = np.random.default_rng(1)
     bits = np.dtype(f"i{np.dtype(dtype).itemsize}")
-    x = rng.standard_normal(4 * F.activation._ZERO_BLOCK + 4).astype(dtype)
+    x = rng.standard_normal(3 * (_BLOCK + 2)).astype(dtype)                   # rows of even length
     dy = rng.standard_normal(x.size).astype(dtype)
     neg, pos = np.flatnonzero(x < 0), np.flatnonzero(x > 0)
     dy[neg[-1]], dy[neg[-2]], dy[neg[-3]] = np.nan, np.inf, -np.inf
@@ -488,11 +494,11 @@ def test_plain_activations_live_once_and_the_fast_ones_choose_one_route():
                  "mish", "softplus", "logsigmoid", "leaky_relu", "elu", "selu", "celu", "gelu"):
         assert getattr(F, name) is not getattr(T, name), name
         assert getattr(F, name).forward.__module__ == A.__name__, name
-    c = np.zeros((3, A._ZERO_BLOCK))
+    c = np.zeros((3, 8192))
     assert A.choose_route("sigmoid", c) == "blocked"
     assert A.choose_route("sigmoid", c[:, ::2]) == "whole array"
-    assert A.choose_route("relu", c) == "zero rows"
-    assert A.choose_route("relu", c[:1, :5]) == "whole array"
+    assert A.choose_route("relu", c[:1, ::3]) == "blocked"          # copied once, then blocked
+    assert A.choose_route("relu", np.zeros(5, np.int64)) == "whole array"
     from scratchnn.perf.threads import MIN_PARALLEL
     big = np.zeros((4, MIN_PARALLEL // 4))
     assert A.choose_route("log_softmax", big, axis=1) == "row blocks"

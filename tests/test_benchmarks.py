@@ -285,6 +285,22 @@ def test_warnings_busy_machine_and_slow_blas_kernel():
     assert "OPENBLAS_CORETYPE" in blas_warnings([], avx512, {"OPENBLAS_CORETYPE": "Haswell"})[0]
 
 
+def test_warnings_cpu_time_stolen_by_the_hypervisor():
+    """Steal from /proc/stat: the share between two samples, a warning above 5 % naming the
+    cases above 10 %, none on a quiet run."""
+    from benchmarks.machine import cpu_times, steal_fraction, steal_warnings
+    assert steal_fraction((10, 1000), (40, 1100)) == pytest.approx(0.3)
+    assert steal_fraction(None, (40, 1100)) is None
+    assert steal_fraction((10, 1000), (10, 1000)) is None
+    assert steal_warnings(0.01, {"relu": 0.5}) == []
+    (w,) = steal_warnings(0.3, {"relu": 0.5, "tanh": 0.06, "gelu": None})
+    assert "30 %" in w and "relu" in w and "tanh" not in w
+    now = cpu_times()
+    if now is not None:                                       # Linux
+        stolen, total = now
+        assert 0 <= stolen <= total
+
+
 def test_warm_up_continues_until_two_calls_agree(monkeypatch):
     """A fake clock: the calls take 30, 10, 3, 3 ms, ... — warm-up goes on until two calls
     agree within 10 %, then the one sample is taken."""

@@ -16,10 +16,9 @@ gradient, with each route in ``ROUTES`` forced):
 * sigmoid, and the ops built on σ (mish's and logsigmoid's backward): σ and its backward
   computed block by block in cache and split over threads
   (:func:`scratchnn.perf.blocks.sigmoid_into`, :func:`scratchnn.perf.threads.chunked`);
-* relu: max(x, 0) as rows against a cached zero row
-  (:func:`scratchnn.perf.blocks.maximum_zero_rows`); relu, hardtanh, relu6 and hardsigmoid's
-  backward ``np.where(mask, dy, 0)`` as a bitwise select
-  (:func:`scratchnn.perf.bitwise.mask_select`);
+* relu: max(x, 0) and its backward (dy where y ≠ 0) as blocked kernels, the backward's select
+  on the bits; hardtanh, relu6 and hardsigmoid's backward ``np.where(mask, dy, 0)`` as a
+  bitwise select (:func:`scratchnn.perf.bitwise.mask_select`);
 * log_softmax along the last axis of a large contiguous array: row blocks in cache, row ranges
   over threads (:func:`scratchnn.perf.threads.ranges`).
 
@@ -38,8 +37,7 @@ from .._validate import check_array, check_choice, check_float, check_inplace
 from ..autodiff import defop
 from ..perf import recycle, threads
 from ..perf.bitwise import mask_select
-from ..perf.blocks import (as_rows, maximum_zero_rows, row_blocks, sigmoid_grad_into,
-                           sigmoid_into)
+from ..perf.blocks import as_rows, row_blocks, sigmoid_grad_into, sigmoid_into
 from ..perf.elementwise import bits_of, blocked, int_view, select_bits, zeros_block
 from ..perf.threads import chunked, ranges
 from ..textbook import activation as T
@@ -58,11 +56,10 @@ Array = np.ndarray
 __all__ = list(T.__all__)
 
 _SIGMOID_BLOCK = 1 << 18             # elements per block (1 MiB of float32): few calls, in cache
-_ZERO_BLOCK = 8192                   # elements per row of the blocked np.maximum(x, 0)
 _ROW_BLOCK_BYTES = 1 << 20           # log_softmax rows per block: about 1 MiB of each array
 
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
-_SMALL = {"_SIGMOID_BLOCK": 5, "_ZERO_BLOCK": 4, "_ROW_BLOCK_BYTES": 1,
+_SMALL = {"_SIGMOID_BLOCK": 5, "_ROW_BLOCK_BYTES": 1,
           "scratchnn.perf.elementwise.BLOCK_BYTES": 24,        # 3 float64 / 6 float32 a block
           "scratchnn.perf.threads.MIN_PARALLEL": 1}
 ROUTES: dict[str, dict[str, object]] = {
@@ -79,8 +76,8 @@ def choose_route(op: str, *arrays: Array, axis: int | None = None) -> str:
     * ``'blocked'`` — sigmoid or its backward when every array is C-contiguous: blocks of
       ``_SIGMOID_BLOCK`` elements in cache, over ``get_num_threads()`` chunks from
       ``threads.MIN_PARALLEL`` elements on (:func:`~scratchnn.perf.threads.chunked`);
-    * ``'zero rows'`` — relu's forward on a C-contiguous float array of at least
-      ``_ZERO_BLOCK`` elements: rows against a cached zero row;
+    * ``'blocked'`` — also relu and its backward on float arrays
+      (:func:`scratchnn.perf.elementwise.blocked`; a non-contiguous array is copied once);
     * ``'row blocks'`` — log_softmax along the last axis of C-contiguous arrays of one dtype and
       at least ``threads.MIN_PARALLEL`` elements: blocks of about ``_ROW_BLOCK_BYTES`` rows,
       row ranges over threads (:func:`~scratchnn.perf.threads.ranges`);
@@ -91,8 +88,7 @@ def choose_route(op: str, *arrays: Array, axis: int | None = None) -> str:
     if op == "sigmoid":
         return "blocked" if contiguous else "whole array"
     if op == "relu":
-        big = x.size >= _ZERO_BLOCK and x.dtype.kind == "f"
-        return "zero rows" if contiguous and big else "whole array"
+        return "blocked" if x.dtype.kind == "f" else "whole array"
     if op == "log_softmax":
         rows = (axis in (-1, x.ndim - 1) and x.size >= threads.MIN_PARALLEL and x.shape[-1] != 0
                 and all(a.dtype == x.dtype for a in arrays))
@@ -175,10 +171,20 @@ def _factor_op(fn: str, kernel: Any, input: Array, scratch: int) -> tuple[Array,
     return y, FactorCtx(f)
 
 
+def _product_kernel(ins, outs, s) -> None:
+    np.multiply(ins[0], ins[1], out=outs[0])
+
+
 def _factor_backward(ctx: FactorCtx, dy: Array) -> Array:
-    """dx = dy ⊙ f, f = f'(x) saved by the forward"""
+    """dx = dy ⊙ f, f = f'(x) saved by the forward: one product, blocked so that both threads
+    stream it (a single ``np.multiply`` runs on one core)."""
     f = ctx.f
-    return np.multiply(dy.astype(f.dtype, copy=False), f, out=recycle.empty(f.shape, f.dtype))
+    dy = dy.astype(f.dtype, copy=False)
+    if dy.shape != f.shape:                                   # broadcast: the plain product
+        return np.multiply(dy, f)
+    dx = recycle.empty(f.shape, f.dtype)
+    blocked(_product_kernel, (dy, f), (dx,))
+    return dx
 
 
 # every op of this section has the one backward
@@ -445,29 +451,67 @@ def softplus_forward(input: Array, beta: float = 1.0, threshold: float = 20.0
 
 # -- the ReLU family: blocked maximum, bitwise-select backward --------------------------------
 
-def relu_forward(input: Array, inplace: bool = False) -> tuple[Array, YCtx]:
+class ReluCtx(NamedTuple):
+    keep: Array                  # int8, −1 (all ones) where y ≠ 0 (dy passes), 0 elsewhere
+
+
+def _relu_kernel(ins, outs, s) -> None:
+    """One block of relu's forward: y = max(x, 0) against a cached block of zeros (NumPy's
+    array–array loop; against the scalar 0 it takes a ~3× slower one), and the byte mask
+    keep = −[y ≠ 0] (all ones or 0) that the backward ANDs with dy's bits."""
+    (x,), (y, keep) = ins, outs
+    np.maximum(x, zeros_block(x.dtype, x.size), out=y)
+    np.not_equal(y, 0, out=keep.view(np.bool_))
+    np.negative(keep, out=keep)
+
+
+def _relu_grad_kernel(ins, outs, s) -> None:
+    """One block of relu's backward: dx = bits(dy) & keep (keep sign-extends to dy's width):
+    dy exactly where y ≠ 0, +0 elsewhere, for every dy (inf, NaN); branch-free."""
+    (keep, dy), (dx,) = ins, outs
+    np.bitwise_and(int_view(dy), keep, out=int_view(dx))
+
+
+def relu_forward(input: Array, inplace: bool = False) -> tuple[Array, YCtx | ReluCtx]:
     """y = max(x, 0)
 
     Shapes:  x (*) -> y (*)
-    Saves:   y (the mask y > 0 is the derivative).
+    Saves:   y (the mask y > 0 is the derivative); on the blocked route only that mask, one
+             byte per element (:class:`ReluCtx`).
     Kink:    relu'(0) = 0 (torch: threshold_backward(dy, y, 0) passes dy only where y > 0).
     Torch:   torch.nn.functional.relu
-    """
+
+    Blocked (``'blocked'`` route, float input): y and the byte mask −[y ≠ 0] in one pass over
+    x (:func:`_relu_kernel`), the blocks over the threads, y in already-mapped memory
+    (:mod:`scratchnn.perf.recycle`). The backward then reads 5 bytes per float32 element
+    instead of 8, and no comparison is left for it."""
     check_array("relu", "input", input)
     check_inplace("relu", inplace)
-    if choose_route("relu", input) == "zero rows":
-        y = maximum_zero_rows(input, _ZERO_BLOCK)
-    else:
+    if choose_route("relu", input) == "whole array":
         y = np.asarray(np.maximum(input, 0))
-    return y, YCtx(y)
+        return y, YCtx(y)
+    y = recycle.empty(input.shape, input.dtype)
+    keep = recycle.empty(input.shape, np.int8)
+    blocked(_relu_kernel, (input,), (y, keep))
+    return y, ReluCtx(keep)
 
 
-def relu_backward(ctx: YCtx, dy: Array) -> Array:
+def relu_backward(ctx: YCtx | ReluCtx, dy: Array) -> Array:
     """dx = dy ⊙ [not y <= 0]   (torch's threshold_backward: dy passes where y > 0 and where y
     is NaN, i.e. where the input was NaN; elsewhere dx = 0 even for an infinite or NaN dy)
 
-    As y = max(x, 0) is never negative, [not y <= 0] is the single comparison [y ≠ 0]."""
-    return mask_select(dy, np.not_equal(ctx.y, 0))
+    As y = max(x, 0) is never negative, [not y <= 0] is the single comparison [y ≠ 0]: saved
+    by the blocked forward as a byte mask and applied to dy's bits block by block
+    (:func:`_relu_grad_kernel`); from a saved y, :func:`~scratchnn.perf.bitwise.mask_select`
+    of ``y ≠ 0``."""
+    if isinstance(ctx, YCtx):
+        return mask_select(dy, np.not_equal(ctx.y, 0))
+    keep = ctx.keep
+    if dy.shape != keep.shape:                                # broadcast, as np.where would
+        return np.bitwise_and(int_view(dy), keep).view(dy.dtype)
+    dx = recycle.empty(dy.shape, dy.dtype)
+    blocked(_relu_grad_kernel, (keep, dy), (dx,))
+    return dx
 
 
 def hardtanh_forward(input: Array, min_val: float = -1.0, max_val: float = 1.0,

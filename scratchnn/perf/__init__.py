@@ -21,10 +21,10 @@ is not the op's mathematics lives here, off the contract floor:
 * :mod:`~scratchnn.perf.separable` — average pooling's window sums one dimension at a time
   (``box_sum``, its adjoint ``box_spread``), flat runs along the last dimension, plane blocks;
 * :mod:`~scratchnn.perf.blocks` — the activations' blocked passes: σ and its backward block by
-  block on thread-local scratch (``sigmoid_into``, ``sigmoid_grad_into``), max(x, 0) against a
-  cached zero row (``maximum_zero_rows``), log_softmax's row blocks (``as_rows``, ``row_blocks``);
+  block on thread-local scratch (``sigmoid_into``, ``sigmoid_grad_into``), log_softmax's row
+  blocks (``as_rows``, ``row_blocks``);
 * :mod:`~scratchnn.perf.elementwise` — ``blocked``: an elementwise kernel of many ufunc passes run
-  one cache-sized block at a time over the threads (the activations' fused forwards), and
+  one cache-sized block at a time over the threads (the activations' fused forwards, relu), and
   ``select_bits``, ``np.where`` on the bits;
 * :mod:`~scratchnn.perf.sequence` — the recurrent engine's time-loop helpers: ``sigmoid_``
   (σ in place, the textbook's ½ tanh(a/2) + ½) and ``transposed_copy`` (Wᵀ contiguous, copied

@@ -7,8 +7,6 @@ engine (:mod:`scratchnn.functional.activation`):
 
 * :func:`sigmoid_into` / :func:`sigmoid_grad_into` — σ(x) = max(e, [x ≥ 0]) / (1 + e),
   e = e^{−|x|}, and its backward (1 − y) · dy · y, block by block on thread-local scratch;
-* :func:`maximum_zero_rows` — max(x, 0) as rows against one cached row of zeros (NumPy's
-  array–array loop, ~3× faster than ``maximum`` against a scalar);
 * :func:`as_rows` / :func:`row_blocks` — a softmax-type reduction along the last axis as
   (rows, n) and the row blocks ``[i, j)`` of about a given number of bytes.
 
@@ -23,10 +21,9 @@ import numpy as np
 
 Array = np.ndarray
 
-__all__ = ["sigmoid_into", "sigmoid_grad_into", "maximum_zero_rows", "as_rows", "row_blocks"]
+__all__ = ["sigmoid_into", "sigmoid_grad_into", "as_rows", "row_blocks"]
 
 _sigmoid_scratch = threading.local()
-_zero_rows: dict[np.dtype, Array] = {}
 
 
 def sigmoid_into(x: Array, out: Array, block: int) -> Array:
@@ -69,24 +66,6 @@ def sigmoid_grad_into(y: Array, dy: Array, out: Array, block: int) -> Array:
         ob *= df[i:j]
         ob *= yf[i:j]
     return out
-
-
-def maximum_zero_rows(x: Array, block: int) -> Array:
-    """max(x, 0) for a C-contiguous float ``x`` (NaN stays NaN), as a fresh array of its dtype.
-
-    NumPy's ``maximum`` against a scalar takes a slow strided loop (~3× slower than against an
-    array); here the work is done as rows of ``block`` elements against one cached row of zeros,
-    which takes the vectorised array–array loop, and the remainder against part of that row.
-    The values are those of ``np.maximum(x, 0)``."""
-    zeros = _zero_rows.get(x.dtype)
-    if zeros is None or zeros.size != block:
-        zeros = _zero_rows[x.dtype] = np.zeros(block, x.dtype)
-    y = np.empty_like(x)
-    xf, yf = x.reshape(-1), y.reshape(-1)
-    k = x.size // block * block
-    np.maximum(xf[:k].reshape(-1, block), zeros, out=yf[:k].reshape(-1, block))
-    np.maximum(xf[k:], zeros[:x.size - k], out=yf[k:])
-    return y
 
 
 def as_rows(a: Array) -> Array:
