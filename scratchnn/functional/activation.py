@@ -231,29 +231,41 @@ def leaky_relu_forward(input: Array, negative_slope: float = 0.01,
 
 def _elu(x: Array, alpha: float, scale: float, input_scale: float) -> tuple[Array, FactorCtx]:
     """torch's one kernel behind elu, selu and celu, as the textbook's ``_elu``:
-    y = scale · max(x, 0) + scale · α · (e^{s · min(x, 0)} − 1)   (s = input_scale: one term is 0)
-    f = scale if x > 0 else scale · α · s · e^{s·x}, with e^{s·x} = 1 + expm1(s·x) from the
-    forward (absolute error below one ulp of 1, as torch's result-based elu_backward)."""
+    y = scale · max(x, 0) + scale · α · (e^{s · fmin(x, 0)} − 1)   (s = input_scale: one term
+    is 0; ``fmin`` takes 0 at a NaN x, so the NaN comes from the first term alone)
+    f = scale if not x <= 0 else c · e^{s·x}, c = scale · α · s, with e^{s·x} = 1 + expm1(s·x)
+    from the forward (absolute error below one ulp of 1, as torch's result-based
+    elu_backward). Where c rounds to scale (elu with α = 1: c = 1) the two branches are the one
+    product c · (1 + expm1(s · fmin(x, 0))) — at x > 0 and at NaN x the expm1 is 0 — and no
+    select is needed: six passes of the thirteen."""
     a_s, c = alpha * scale, alpha * scale * input_scale
     scale_bits = bits_of(scale, x.dtype)
+    one_product = x.dtype.type(c) == x.dtype.type(scale)
 
     def kernel(ins, outs, s):
         (xb,), (y, f) = ins, outs
         e, tmp = s
         zeros = zeros_block(xb.dtype, xb.size)
-        np.minimum(xb, zeros, out=e)
+        np.fmin(xb, zeros, out=e)
         if input_scale != 1.0:
             e *= input_scale
-        np.expm1(e, out=e)                                    # e^{s·min(x, 0)} − 1
+        np.expm1(e, out=e)                                    # e^{s·fmin(x, 0)} − 1
         np.maximum(xb, zeros, out=y)
         if scale != 1.0:
             y *= scale
         np.multiply(e, a_s, out=tmp)
         y += tmp                                              # one of the two terms is ±0
+        if one_product:
+            np.add(e, 1, out=f)
+            if c != 1.0:
+                f *= c
+            return
         e += 1
         e *= c                                                # the x <= 0 branch of f
-        m = _mask(xb, f)
-        select_bits(m, scale_bits, int_view(e), int_view(tmp), m)   # f = scale where x > 0
+        m = int_view(f)
+        np.less_equal(xb, 0, out=m, casting="unsafe")         # 1 / 0
+        m -= 1                                                # 0 / −1: all ones where not x <= 0
+        select_bits(m, scale_bits, int_view(e), int_view(tmp), m)   # f = scale there
     return _factor_op("elu", kernel, x, 2)
 
 

@@ -169,11 +169,11 @@ def _elu(x: Array, alpha: float, scale: float, input_scale: float) -> tuple[Arra
 
 
 def _elu_backward(ctx: EluCtx, dy: Array) -> Array:
-    """dx = scale · dy if x > 0 else dy · scale · α · input_scale · e^{input_scale · x}
-    (x = 0 takes the second branch, as torch's elu_backward: x <= 0)."""
+    """dx = dy · scale · α · input_scale · e^{input_scale · x} if x <= 0 else scale · dy
+    (torch's elu_backward: x = 0 takes the first branch, a NaN x the second)."""
     x, s = ctx.x, ctx.input_scale
     neg = np.exp(np.minimum(x, 0) * s) * (ctx.alpha * ctx.scale * s)
-    return np.where(x > 0, dy * ctx.scale, dy * neg)
+    return np.where(x <= 0, dy * neg, dy * ctx.scale)
 
 
 def elu_forward(input: Array, alpha: float = 1.0, inplace: bool = False) -> tuple[Array, EluCtx]:
