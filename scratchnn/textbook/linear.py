@@ -8,6 +8,7 @@ already, so ``scratchnn.functional.linear`` is this same function.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -55,10 +56,20 @@ def linear_forward(input: Array, weight: Array, bias: Array | None = None
         if bias.size != out_f or (weight.ndim == 1 and bias.ndim != 0):
             raise ValueError(f"{fn}(): parameter 'bias' must have shape "
                              f"{(out_f,) if weight.ndim == 2 else ()}, got {bias.shape}")
-    y = input @ weight.T                                     # (*, out)
+    if weight.ndim == 1:                                     # y = x · w (+ b): one output
+        y = input @ weight                                   # (*)
+    else:                                                    # as (N, in) rows, N = Π *
+        y = (_rows(input) @ weight.T).reshape(input.shape[:-1] + weight.shape[:1])
     if bias is not None:
-        y = y + bias
+        y += bias                                            # y is ours: in place
     return y, LinearCtx(input, weight, bias is not None)
+
+
+def _rows(a: Array) -> Array:
+    """``a`` (*, n) as the matrix (Π *, n). One GEMM over all the rows: NumPy's ``@`` on a
+    stack of matrices runs one small GEMM per leading index (measured: (16, 64, 128) @
+    (128, 512) took twice the time of the same product as (1024, 128) @ (128, 512))."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def linear_backward(ctx: LinearCtx, dy: Array) -> tuple[Array, Array, Array | None]:
@@ -72,9 +83,9 @@ def linear_backward(ctx: LinearCtx, dy: Array) -> tuple[Array, Array, Array | No
         dw = np.tensordot(dy, x, axes=(tuple(range(dy.ndim)), tuple(range(dy.ndim))))
         db = np.asarray(dy.sum(), dtype=dy.dtype) if ctx.has_bias else None
         return dx, dw, db
-    dx = dy @ w                                              # (*, in)
-    dy2 = dy.reshape(-1, w.shape[0])                         # (N, out)
-    dw = dy2.T @ x.reshape(-1, w.shape[1])                   # (out, in)
+    dy2 = _rows(dy)                                          # (N, out)
+    dx = (dy2 @ w).reshape(x.shape)                          # (*, in)
+    dw = dy2.T @ _rows(x)                                    # (out, in)
     db = dy2.sum(axis=0) if ctx.has_bias else None           # (out,)
     return dx, dw, db
 
