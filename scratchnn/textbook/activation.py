@@ -628,12 +628,19 @@ def softmax_args(fn: str, x: Any, dim: Any, stacklevel: Any, dtype: Any
     return (x.reshape(1) if x.ndim == 0 else x), axis
 
 
+def exp_parts(x: Array, axis: int) -> tuple[Array, Array, Array]:
+    """(x − max, e^{x − max}, Σ e^{x − max}) along ``axis``: every exponent is <= 0."""
+    if x.size == 0:                         # nothing to reduce; keeps the (empty) shape
+        return x - 0, x - 0, np.ones_like(x)
+    s = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(s)
+    return s, e, e.sum(axis=axis, keepdims=True)
+
+
 def log_sum_exp_parts(x: Array, axis: int) -> tuple[Array, Array]:
     """(x − max, Σ e^{x − max}) along ``axis``: every exponent is <= 0."""
-    if x.size == 0:                         # nothing to reduce; keeps the (empty) shape
-        return x - 0, np.ones_like(x)
-    s = x - x.max(axis=axis, keepdims=True)
-    return s, np.exp(s).sum(axis=axis, keepdims=True)
+    s, _, total = exp_parts(x, axis)
+    return s, total
 
 
 def softmax_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
@@ -646,8 +653,8 @@ def softmax_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
     Torch:   torch.nn.functional.softmax
     """
     x, axis = softmax_args("softmax", input, dim, _stacklevel, dtype)
-    s, total = log_sum_exp_parts(x, axis)
-    y = np.exp(s) / total
+    _, e, total = exp_parts(x, axis)
+    y = np.divide(e, total, out=e)                          # e is ours: in place
     return y.reshape(input.shape), SoftmaxCtx(y, axis, input.shape, input.dtype)
 
 
@@ -693,8 +700,8 @@ def softmin_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
     Torch:   torch.nn.functional.softmin
     """
     x, axis = softmax_args("softmin", input, dim, _stacklevel, dtype)
-    s, total = log_sum_exp_parts(-x, axis)
-    y = np.exp(s) / total
+    _, e, total = exp_parts(-x, axis)
+    y = np.divide(e, total, out=e)
     return y.reshape(input.shape), SoftmaxCtx(y, axis, input.shape, input.dtype)
 
 
