@@ -513,9 +513,10 @@ def test_plain_activations_live_once_and_the_fast_ones_choose_one_route():
     """The plain ops are the textbook's own objects; the fast editions decide their path in one
     place, ``choose_route``."""
     from scratchnn.functional import activation as A
-    for name in ("tanh", "softmax", "softmin", "hardswish", "softsign", "tanhshrink", "prelu"):
+    for name in ("tanh", "softmin", "hardswish", "softsign", "tanhshrink", "prelu"):
         assert getattr(F, name) is getattr(T, name), name
-    for name in ("sigmoid", "relu", "relu6", "hardtanh", "hardsigmoid", "log_softmax", "silu",
+    for name in ("sigmoid", "relu", "relu6", "hardtanh", "hardsigmoid", "log_softmax",
+                 "softmax", "silu",
                  "mish", "softplus", "logsigmoid", "leaky_relu", "elu", "selu", "celu", "gelu"):
         assert getattr(F, name) is not getattr(T, name), name
         assert getattr(F, name).forward.__module__ == A.__name__, name

@@ -41,3 +41,33 @@ def test_set_num_threads_validates(threads):
         parallel.set_num_threads(2.0)
     parallel.set_num_threads(2)
     assert parallel.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("n_threads, n", [(2, 1), (2, 5), (2, 8), (3, 1000), (2, 2 ** 14 + 3)])
+def test_ranges_cover_every_index_once_in_pieces(threads, n_threads, n):
+    """ranges() hands out balanced pieces (a few per thread, fewer when n is small) that cover
+    [0, n) exactly once, on the pool's threads and the calling one."""
+    parallel.set_num_threads(n_threads)
+    seen = np.zeros(n, np.int64)
+    calls = []
+
+    def step(a, b):
+        seen[a:b] += 1
+        calls.append((a, b))
+
+    parallel.ranges(step, n, parallel.MIN_PARALLEL)
+    np.testing.assert_array_equal(seen, 1)
+    assert len(calls) == min(n, n_threads * parallel.PIECES_PER_THREAD)
+    sizes = [b - a for a, b in calls]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_ranges_reraise_a_workers_error(threads):
+    parallel.set_num_threads(2)
+
+    def step(a, b):
+        if a > 0:
+            raise RuntimeError(f"piece {a}")
+
+    with pytest.raises(RuntimeError, match="piece"):
+        parallel.ranges(step, 64, parallel.MIN_PARALLEL)

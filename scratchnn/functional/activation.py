@@ -2,7 +2,7 @@
 and the softmax family y_i = x_i − log Σ_j e^{x_j}; dx = dy ⊙ f'(x), dx = dy − e^y Σ dy.
 
 The textbook edition is :mod:`scratchnn.textbook.activation`: read it first. Every op that is
-already plain there (tanh, softmax, softmin, hardswish, softsign, tanhshrink, prelu) is
+already plain there (tanh, softmin, hardswish, softsign, tanhshrink, prelu) is
 re-exported here as the same function object. This module adds the fast editions of the ops
 whose speed needs machinery, each proved equal to its textbook twin (values and every
 gradient, with each route in ``ROUTES`` forced):
@@ -19,7 +19,8 @@ gradient, with each route in ``ROUTES`` forced):
 * relu: max(x, 0) and its backward (dy where y ≠ 0) as blocked kernels, the backward's select
   on the bits; hardtanh, relu6 and hardsigmoid's backward ``np.where(mask, dy, 0)`` as a
   bitwise select (:func:`scratchnn.perf.bitwise.mask_select`);
-* log_softmax along the last axis of a large contiguous array: row blocks in cache, row ranges
+* log_softmax and softmax along the last axis of a large contiguous array (attention's scores:
+  softmax over the keys): row blocks in cache, row ranges
   over threads (:func:`scratchnn.perf.threads.ranges`).
 
 Which path runs is decided in one place, :func:`choose_route` (the blocked kernels always run
@@ -44,8 +45,8 @@ from ..textbook import activation as T
 from ..textbook.activation import (  # noqa: F401  (the plain ops and shared pieces: one object)
     SELU_ALPHA, SELU_SCALE, HardtanhCtx, MishCtx, PreluCtx, SoftmaxCtx, TanhshrinkCtx, XCtx,
     YCtx, hardswish,
-    hardswish_backward, hardswish_forward, log_sum_exp_parts, prelu, prelu_backward,
-    prelu_forward, softmax, softmax_args, softplus_args, softmax_backward, softmax_forward, softmin,
+    hardswish_backward, hardswish_forward, exp_parts, log_sum_exp_parts, prelu, prelu_backward,
+    prelu_forward, softmax_args, softplus_args, softmin,
     softmin_backward, softmin_forward, softsign, softsign_backward, softsign_forward,
     stable_softplus, tanh, tanh_backward, tanh_forward, tanhshrink, tanhshrink_backward,
     tanhshrink_forward)
@@ -56,7 +57,7 @@ Array = np.ndarray
 __all__ = list(T.__all__)
 
 _SIGMOID_BLOCK = 1 << 18             # elements per block (1 MiB of float32): few calls, in cache
-_ROW_BLOCK_BYTES = 1 << 20           # log_softmax rows per block: about 1 MiB of each array
+_ROW_BLOCK_BYTES = 1 << 20           # (log_)softmax rows per block: about 1 MiB of each array
 
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
 _SMALL = {"_SIGMOID_BLOCK": 5, "_ROW_BLOCK_BYTES": 1,
@@ -70,15 +71,15 @@ ROUTES: dict[str, dict[str, object]] = {
 
 
 def choose_route(op: str, *arrays: Array, axis: int | None = None) -> str:
-    """The engine's one route decision: how ``op`` ('sigmoid', 'relu' or 'log_softmax') works
-    on ``arrays`` (the input, or the saved output and ``dy`` in a backward).
+    """The engine's one route decision: how ``op`` ('sigmoid', 'relu', 'log_softmax' or
+    'softmax') works on ``arrays`` (the input, or the saved output and ``dy`` in a backward).
 
     * ``'blocked'`` — sigmoid or its backward when every array is C-contiguous: blocks of
       ``_SIGMOID_BLOCK`` elements in cache, over ``get_num_threads()`` chunks from
       ``threads.MIN_PARALLEL`` elements on (:func:`~scratchnn.perf.threads.chunked`);
     * ``'blocked'`` — also relu and its backward on float arrays
       (:func:`scratchnn.perf.elementwise.blocked`; a non-contiguous array is copied once);
-    * ``'row blocks'`` — log_softmax along the last axis of C-contiguous arrays of one dtype and
+    * ``'row blocks'`` — (log_)softmax along the last axis of C-contiguous arrays of one dtype and
       at least ``threads.MIN_PARALLEL`` elements: blocks of about ``_ROW_BLOCK_BYTES`` rows,
       row ranges over threads (:func:`~scratchnn.perf.threads.ranges`);
     * ``'whole array'`` — otherwise: the textbook's whole-array formula.
@@ -89,12 +90,12 @@ def choose_route(op: str, *arrays: Array, axis: int | None = None) -> str:
         return "blocked" if contiguous else "whole array"
     if op == "relu":
         return "blocked" if x.dtype.kind == "f" else "whole array"
-    if op == "log_softmax":
+    if op in ("log_softmax", "softmax"):
         rows = (axis in (-1, x.ndim - 1) and x.size >= threads.MIN_PARALLEL and x.shape[-1] != 0
                 and all(a.dtype == x.dtype for a in arrays))
         return "row blocks" if contiguous and rows else "whole array"
-    raise ValueError(f"choose_route(): parameter 'op' must be 'sigmoid', 'relu' or "
-                     f"'log_softmax', got {op!r}")
+    raise ValueError(f"choose_route(): parameter 'op' must be 'sigmoid', 'relu', "
+                     f"'log_softmax' or 'softmax', got {op!r}")
 
 
 # -- σ and the ops built on it -----------------------------------------------------------------
@@ -606,6 +607,55 @@ def log_softmax_backward(ctx: SoftmaxCtx, dy: Array) -> Array:
     return dx.reshape(ctx.in_shape).astype(ctx.in_dtype, copy=False)
 
 
+# -- softmax: the same row blocks ------------------------------------------------------------
+
+def softmax_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
+                    dtype: Any = None) -> tuple[Array, SoftmaxCtx]:
+    """y_i = e^{x_i − m} / Σ_j e^{x_j − m}   along ``dim``,  m = max_j x_j
+
+    Shapes:  x (*) -> y (*); ``dim``/``dtype`` as the textbook's softmax.
+    Saves:   y, because ∂y_i/∂x_j = y_i (δ_ij − y_j).
+    Torch:   torch.nn.functional.softmax
+
+    On the ``'row blocks'`` route (as log_softmax) each block of rows runs the textbook's
+    formula in cache, the row ranges over the threads, y in already-mapped memory: the same
+    operations on each row, so the same bits."""
+    x, axis = softmax_args("softmax", input, dim, _stacklevel, dtype)
+    if choose_route("softmax", x, axis=axis) == "row blocks":
+        rows = as_rows(x)                                   # (rows, n)
+        y = recycle.empty(x.shape, x.dtype)
+        yr = y.reshape(rows.shape)
+
+        def step(a: int, b: int) -> None:
+            for i, j in row_blocks(a, b, rows.shape[1], x.itemsize, _ROW_BLOCK_BYTES):
+                _, e, total = exp_parts(rows[i:j], 1)
+                np.divide(e, total, out=yr[i:j])
+        ranges(step, rows.shape[0], rows.size)
+    else:
+        _, e, total = exp_parts(x, axis)
+        y = np.divide(e, total, out=e)
+    return y.reshape(input.shape), SoftmaxCtx(y, axis, input.shape, input.dtype)
+
+
+def softmax_backward(ctx: SoftmaxCtx, dy: Array) -> Array:
+    """dx = y ⊙ (dy − Σ_dim dy ⊙ y)   (row blocks as the forward's)"""
+    y, axis = ctx.y, ctx.axis
+    dy = dy.reshape(y.shape)
+    if choose_route("softmax", y, dy, axis=axis) != "row blocks":
+        return T.softmax_backward(ctx, dy)
+    yr, dyr = as_rows(y), as_rows(dy)                       # (rows, n)
+    dx = recycle.empty(y.shape, y.dtype)
+    dxr = dx.reshape(yr.shape)
+
+    def step(a: int, b: int) -> None:
+        for i, j in row_blocks(a, b, yr.shape[1], y.itemsize, _ROW_BLOCK_BYTES):
+            total = np.multiply(dyr[i:j], yr[i:j], out=dxr[i:j]).sum(axis=1, keepdims=True)
+            np.subtract(dyr[i:j], total, out=dxr[i:j])
+            dxr[i:j] *= yr[i:j]                             # (dy − Σ dy ⊙ y) ⊙ y
+    ranges(step, yr.shape[0], yr.size)
+    return dx.reshape(ctx.in_shape).astype(ctx.in_dtype, copy=False)
+
+
 # -- publish the fast editions ----------------------------------------------------------------
 
 sigmoid = defop(sigmoid_forward, sigmoid_backward)
@@ -623,3 +673,4 @@ hardtanh = defop(hardtanh_forward, hardtanh_backward)
 relu6 = defop(relu6_forward, relu6_backward)
 hardsigmoid = defop(hardsigmoid_forward, hardsigmoid_backward)
 log_softmax = defop(log_softmax_forward, log_softmax_backward)
+softmax = defop(softmax_forward, softmax_backward)

@@ -19,7 +19,9 @@ and is what benchmarks set on both sides.
 """
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -28,6 +30,7 @@ import numpy as np
 __all__ = ["set_num_threads", "get_num_threads", "chunked", "ranges", "MIN_PARALLEL"]
 
 MIN_PARALLEL = 1 << 18          # below ~256k elements a thread hand-off costs more than it saves
+PIECES_PER_THREAD = 4           # ranges() cuts its work in this many pieces per thread
 
 try:
     _threads = max(1, len(os.sched_getaffinity(0)))
@@ -90,27 +93,45 @@ def chunked(fn: Callable[..., Any], *arrays: np.ndarray, out: np.ndarray) -> np.
 
 def ranges(step: Callable[[int, int], Any], n: int, work: int) -> None:
     """Run ``step(a, b)`` on index ranges ``[a, b)`` covering ``[0, n)`` (planes of a pooling,
-    rows of a softmax): one balanced range per thread of the pool, the calling thread computing
-    the first itself; a single call ``step(0, n)`` when one thread is set or the ``work``
+    rows of a softmax, blocks of an elementwise kernel): ``PIECES_PER_THREAD`` balanced pieces
+    per thread, taken in turn by the pool's threads and the calling thread, which computes
+    pieces itself; a single call ``step(0, n)`` when one thread is set or the ``work``
     (elements) is under ``MIN_PARALLEL``.
 
-    One range per thread, not many cache-sized ones: every ufunc call hands the GIL over, so
-    many small ranges cost more than they save (measured for max_pool2d k3 s2 p1, 2048 planes of
-    32×32, 2 threads, forward + backward: 2 ranges 3.4 ms, 10 ranges of 1 MiB 4.6 ms, 37 of
-    256 KiB 10.5 ms; one thread 5.2 ms). A step that needs cache-sized pieces loops over them
-    inside its range.
+    A few pieces per thread, not one and not many cache-sized ones. Not one: after a GEMM,
+    OpenBLAS's worker thread spins for ~0.1 s on the other core (``OPENBLAS_THREAD_TIMEOUT``,
+    2^28 cycles by default), so inside a model a pool thread often gets half a core; with one
+    fixed range each, the calling thread waits for the slow half (softmax of attention's
+    (16, 8, 128, 128) scores right after a GEMM: 11.6 ms on two threads, as slow as on one;
+    5.5 ms without the GEMM), while with pieces the faster thread takes more of them
+    (8.4–10.3 ms measured, the same 5.2–5.6 ms without the GEMM). Not many: every ufunc call
+    hands the GIL over, and a range per cache-sized piece costs more than it saves (measured
+    for max_pool2d k3 s2 p1, 2048 planes of 32×32, 2 threads, forward + backward, one future
+    per range: 2 ranges 3.4 ms, 10 ranges of 1 MiB 4.6 ms, 37 of 256 KiB 10.5 ms; one
+    thread 5.2 ms). A step that needs cache-sized pieces loops over them inside its range.
 
     Each step must write only its own part of the outputs and compute it exactly as a single
-    call would: the result is then bit-identical for any thread count."""
+    call would: the result is then bit-identical for any thread count and any split."""
     k = min(_threads, n)
     if k <= 1 or work < MIN_PARALLEL:
         if n:
             step(0, n)
         return
-    bounds = np.linspace(0, n, k + 1).astype(int)
-    rest = [pool().submit(step, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    pieces = min(n, k * PIECES_PER_THREAD)
+    bounds = np.linspace(0, n, pieces + 1).astype(int).tolist()
+    taken, lock = itertools.count(), threading.Lock()
+
+    def take() -> None:
+        while True:
+            with lock:
+                i = next(taken)
+            if i >= pieces:
+                return
+            step(bounds[i], bounds[i + 1])
+
+    rest = [pool().submit(take) for _ in range(1, k)]
     try:
-        step(bounds[0], bounds[1])                  # the calling thread does a share too
+        take()                                      # the calling thread takes pieces too
     finally:
         for f in rest:
             f.result()                              # re-raises a worker's error

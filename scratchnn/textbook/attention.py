@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, NamedTuple
+from contextvars import ContextVar
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -47,6 +48,14 @@ __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward", "atte
 
 # -- the core: O = dropout(softmax(scale·QKᵀ + M)) V --------------------------------------------
 
+#: The softmax (forward, backward) that :func:`attend` runs over the keys: the textbook's.
+#: ``scratchnn.functional.attention`` runs this same code with the engine's row-blocked
+#: softmax by setting it for the duration of one call (a context variable: per thread, and
+#: restored afterwards); the backward uses whichever the forward saved.
+SOFTMAX: ContextVar[tuple[Callable, Callable]] = ContextVar(
+    "attention_softmax", default=(softmax_forward, softmax_backward))
+
+
 class AttendCtx(NamedTuple):
     q: Array                       # (*, L, E) scale·Q, as multiplied
     k: Array                       # (*, S, E)
@@ -55,6 +64,7 @@ class AttendCtx(NamedTuple):
     noise: Array | None            # dropout's m / (1 − p), or None
     a: Array                       # A = P ⊙ noise (P itself without dropout)
     scale: float
+    soft_backward: Callable        # the backward of the softmax that made P
 
 
 def attend(q: Array, k: Array, v: Array, mask: Array | None, scale: float, dropout_p: float,
@@ -73,11 +83,14 @@ def attend(q: Array, k: Array, v: Array, mask: Array | None, scale: float, dropo
     s = q @ np.swapaxes(k, -1, -2)                              # (*, L, S)
     if mask is not None:
         s = s + mask
-    dead = np.all(s == -np.inf, axis=-1, keepdims=True) if safe else None
+    dead = None                                                 # rows whose scores are all −∞
+    if safe:                                                    # (no keys at all included)
+        dead = s.max(axis=-1, keepdims=True, initial=-np.inf) == -np.inf
     if dead is not None and dead.any():
         s = np.where(dead, 0, s)                                # softmax of 0s, then zeroed
+    soft_forward, soft_backward = SOFTMAX.get()
     with np.errstate(invalid="ignore"):                         # a NaN row, when not safe
-        p, soft = softmax_forward(s, dim=-1)
+        p, soft = soft_forward(s, dim=-1)
     if dead is not None and dead.any():
         p = np.where(dead, 0, p)
         soft = soft._replace(y=p)
@@ -88,7 +101,7 @@ def attend(q: Array, k: Array, v: Array, mask: Array | None, scale: float, dropo
         keep = dropout_mask(p.shape, dropout_p, generator, fn)
         noise, _ = scaled_noise(keep, dropout_p, p.dtype, alpha=False)
     a = p if noise is None else p * noise
-    return a @ v, AttendCtx(q, k, v, soft, noise, a, scale)
+    return a @ v, AttendCtx(q, k, v, soft, noise, a, scale, soft_backward)
 
 
 def attend_backward(ctx: AttendCtx, dout: Array, da: Array | None = None
@@ -104,7 +117,7 @@ def attend_backward(ctx: AttendCtx, dout: Array, da: Array | None = None
     if da is not None:
         d_a = d_a + da
     dp = d_a if ctx.noise is None else d_a * ctx.noise
-    ds = softmax_backward(ctx.soft, dp)                         # P ⊙ (dP − Σ dP ⊙ P)
+    ds = ctx.soft_backward(ctx.soft, dp)                        # P ⊙ (dP − Σ dP ⊙ P)
     dq = (ds @ k) * ctx.scale                                   # (*, L, E)
     dk = np.swapaxes(ds, -1, -2) @ q                            # (*, S, E); q is scale·Q
     return dq, dk, dv, ds
