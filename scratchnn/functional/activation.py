@@ -501,8 +501,7 @@ def relu_forward(input: Array, inplace: bool = False) -> tuple[Array, YCtx | Rel
     check_array("relu", "input", input)
     check_inplace("relu", inplace)
     if choose_route("relu", input) == "whole array":
-        y = np.asarray(np.maximum(input, 0))
-        return y, YCtx(y)
+        return T.relu_forward(input, inplace)
     y = recycle.empty(input.shape, input.dtype)
     keep = recycle.empty(input.shape, np.int8)
     blocked(_relu_kernel, (input,), (y, keep))
@@ -561,7 +560,44 @@ for _f in (mish_forward, logsigmoid_forward, hardtanh_forward, relu6_forward,
     _f.__doc__ = getattr(T, _f.__name__).__doc__
 
 
-# -- log_softmax: row blocks over threads ---------------------------------------------------
+# -- log_softmax and softmax: row blocks over threads ----------------------------------------
+
+def _row_blocked(kernel: Any, *arrays: Array) -> Array:
+    """``kernel(*blocks, out=out_block)`` over blocks of about ``_ROW_BLOCK_BYTES`` of whole
+    rows (the last axis) of C-contiguous ``arrays`` of one shape, the row ranges over the
+    threads (:func:`~scratchnn.perf.threads.ranges`); the output in already-mapped memory
+    (:mod:`scratchnn.perf.recycle`), of the first array's shape and dtype. Each row is reduced
+    alone, so any blocking and thread split give the bits of one whole-array call."""
+    rows = [as_rows(a) for a in arrays]                     # (rows, n) each
+    out = recycle.empty(arrays[0].shape, arrays[0].dtype)
+    o = out.reshape(rows[0].shape)
+
+    def step(a: int, b: int) -> None:
+        for i, j in row_blocks(a, b, rows[0].shape[1], arrays[0].itemsize, _ROW_BLOCK_BYTES):
+            kernel(*(r[i:j] for r in rows), out=o[i:j])
+    ranges(step, rows[0].shape[0], rows[0].size)
+    return out
+
+
+def _log_softmax_rows(x: Array, out: Array) -> None:
+    s, total = log_sum_exp_parts(x, 1)
+    np.subtract(s, np.log(total), out=out)
+
+
+def _log_softmax_grad_rows(y: Array, dy: Array, out: Array) -> None:
+    np.subtract(dy, np.exp(y) * dy.sum(axis=1, keepdims=True), out=out)
+
+
+def _softmax_rows(x: Array, out: Array) -> None:
+    _, e, total = exp_parts(x, 1)
+    np.divide(e, total, out=out)
+
+
+def _softmax_grad_rows(y: Array, dy: Array, out: Array) -> None:
+    total = np.multiply(dy, y, out=out).sum(axis=1, keepdims=True)
+    np.subtract(dy, total, out=out)
+    out *= y                                                # (dy − Σ dy ⊙ y) ⊙ y
+
 
 def log_softmax_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
                         dtype: Any = None) -> tuple[Array, SoftmaxCtx]:
@@ -573,15 +609,7 @@ def log_softmax_forward(input: Array, dim: int | None = None, _stacklevel: int =
     """
     x, axis = softmax_args("log_softmax", input, dim, _stacklevel, dtype)
     if choose_route("log_softmax", x, axis=axis) == "row blocks":
-        rows = as_rows(x)                                   # (rows, n)
-        y = recycle.empty(x.shape, x.dtype)
-        yr = y.reshape(rows.shape)
-
-        def step(a: int, b: int) -> None:
-            for i, j in row_blocks(a, b, rows.shape[1], x.itemsize, _ROW_BLOCK_BYTES):
-                s, total = log_sum_exp_parts(rows[i:j], 1)
-                np.subtract(s, np.log(total), out=yr[i:j])
-        ranges(step, rows.shape[0], rows.size)
+        y = _row_blocked(_log_softmax_rows, x)
     else:
         s, total = log_sum_exp_parts(x, axis)
         y = s - np.log(total)
@@ -593,21 +621,11 @@ def log_softmax_backward(ctx: SoftmaxCtx, dy: Array) -> Array:
     y, axis = ctx.y, ctx.axis
     dy = dy.reshape(y.shape)
     if choose_route("log_softmax", y, dy, axis=axis) == "row blocks":
-        yr, dyr = as_rows(y), as_rows(dy)                   # (rows, n)
-        dx = recycle.empty(y.shape, y.dtype)
-        dxr = dx.reshape(yr.shape)
-
-        def step(a: int, b: int) -> None:
-            for i, j in row_blocks(a, b, yr.shape[1], y.itemsize, _ROW_BLOCK_BYTES):
-                np.subtract(dyr[i:j], np.exp(yr[i:j]) * dyr[i:j].sum(axis=1, keepdims=True),
-                            out=dxr[i:j])
-        ranges(step, yr.shape[0], yr.size)
+        dx = _row_blocked(_log_softmax_grad_rows, y, dy)
     else:
         dx = dy - np.exp(y) * dy.sum(axis=axis, keepdims=True)
     return dx.reshape(ctx.in_shape).astype(ctx.in_dtype, copy=False)
 
-
-# -- softmax: the same row blocks ------------------------------------------------------------
 
 def softmax_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
                     dtype: Any = None) -> tuple[Array, SoftmaxCtx]:
@@ -622,15 +640,7 @@ def softmax_forward(input: Array, dim: int | None = None, _stacklevel: int = 3,
     operations on each row, so the same bits."""
     x, axis = softmax_args("softmax", input, dim, _stacklevel, dtype)
     if choose_route("softmax", x, axis=axis) == "row blocks":
-        rows = as_rows(x)                                   # (rows, n)
-        y = recycle.empty(x.shape, x.dtype)
-        yr = y.reshape(rows.shape)
-
-        def step(a: int, b: int) -> None:
-            for i, j in row_blocks(a, b, rows.shape[1], x.itemsize, _ROW_BLOCK_BYTES):
-                _, e, total = exp_parts(rows[i:j], 1)
-                np.divide(e, total, out=yr[i:j])
-        ranges(step, rows.shape[0], rows.size)
+        y = _row_blocked(_softmax_rows, x)
     else:
         _, e, total = exp_parts(x, axis)
         y = np.divide(e, total, out=e)
@@ -643,16 +653,7 @@ def softmax_backward(ctx: SoftmaxCtx, dy: Array) -> Array:
     dy = dy.reshape(y.shape)
     if choose_route("softmax", y, dy, axis=axis) != "row blocks":
         return T.softmax_backward(ctx, dy)
-    yr, dyr = as_rows(y), as_rows(dy)                       # (rows, n)
-    dx = recycle.empty(y.shape, y.dtype)
-    dxr = dx.reshape(yr.shape)
-
-    def step(a: int, b: int) -> None:
-        for i, j in row_blocks(a, b, yr.shape[1], y.itemsize, _ROW_BLOCK_BYTES):
-            total = np.multiply(dyr[i:j], yr[i:j], out=dxr[i:j]).sum(axis=1, keepdims=True)
-            np.subtract(dyr[i:j], total, out=dxr[i:j])
-            dxr[i:j] *= yr[i:j]                             # (dy − Σ dy ⊙ y) ⊙ y
-    ranges(step, yr.shape[0], yr.size)
+    dx = _row_blocked(_softmax_grad_rows, y, dy)
     return dx.reshape(ctx.in_shape).astype(ctx.in_dtype, copy=False)
 
 
