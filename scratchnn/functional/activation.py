@@ -57,7 +57,7 @@ Array = np.ndarray
 __all__ = list(T.__all__)
 
 _SIGMOID_BLOCK = 1 << 18             # elements per block (1 MiB of float32): few calls, in cache
-_ROW_BLOCK_BYTES = 1 << 20           # (log_)softmax rows per block: about 1 MiB of each array
+_ROW_BLOCK_BYTES = 1 << 19           # (log_)softmax rows per block: about 512 KiB of each array
 
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
 _SMALL = {"_SIGMOID_BLOCK": 5, "_ROW_BLOCK_BYTES": 1,

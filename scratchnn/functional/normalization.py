@@ -51,7 +51,7 @@ __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"
            "instance_norm_forward", "instance_norm_backward", "rms_norm_forward",
            "rms_norm_backward"]
 
-_ROW_BLOCK_BYTES = 1 << 20           # rows per block: about 1 MiB of each array (in L2)
+_ROW_BLOCK_BYTES = 1 << 19           # rows per block: about 512 KiB of each array (in L2)
 _MIN_BLOCKED = 1 << 16               # below this many elements: whole-array passes
 _KEEP_BYTES = 1 << 22                # per-thread scratch blocks up to this size are kept
 
