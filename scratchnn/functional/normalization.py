@@ -22,6 +22,8 @@ settings that force each route.
 sums taken one block of samples at a time (partial sums per block, added in a fixed order),
 x − μ written once into x̂ and scaled there in place; its backward is two passes, the channel
 sums Σ dy and Σ dy ⊙ x̂ (dβ and dγ themselves), then dx = (γ/σ)(dy − mean dy − x̂ mean(dy x̂)).
+Each per-channel value (μ, 1/σ, γ, β, …) is written out once per call as one sample's (C, S),
+so every pass is one contiguous loop per sample instead of one per channel row.
 Eval mode runs the textbook's code. ``instance_norm`` and ``group_norm`` are plain as written,
 so this module re-exports the textbook's own function objects for them
 (``scratchnn.functional.group_norm is scratchnn.textbook.group_norm``).
@@ -291,6 +293,19 @@ def _blockwise(fn: Any, spans: list, work: int) -> None:
     threads.ranges(step, len(spans), work)
 
 
+def _channel_tile(v: Array | None, S: int, name: str) -> Array | None:
+    """A per-channel value v (C,) written out as one sample's (C, S), once per call (the
+    calling thread's scratch, read by every thread during the call). A block (n, C, S) against
+    it makes one contiguous loop of C·S elements per sample; against v as (C, 1) NumPy runs
+    one loop per channel row of S (measured: 196 against 289 µs for a subtraction over 8
+    samples of 64 × 1024). Same elementwise operation, so the same bits."""
+    if v is None:
+        return None
+    t = workspace((v.size, S), v.dtype, "normalization channel " + name, _KEEP_BYTES)
+    t[...] = v.reshape(-1, 1)
+    return t
+
+
 def _sum_rows(a: Array) -> Array:
     """Σ over (n, s) of a block (n, C, s) -> (C,) (einsum: 0.18 vs 0.49 ms for two
     ``add.reduce`` over 32 samples of 64 × 1024)."""
@@ -324,31 +339,33 @@ def batch_norm_forward(input: Array, running_mean: Array | None, running_var: Ar
         return textbook.batch_norm_forward(x, running_mean, running_var, weight, bias,
                                            training, momentum, eps)
     N, C = x.shape[:2]
-    x3 = x.reshape(N, C, n // N)                                       # (N, C, S)
+    S = n // N
+    x3 = x.reshape(N, C, S)                                            # (N, C, S)
     spans = list(blocks.row_blocks(0, N, x3[0].size, x.itemsize, _ROW_BLOCK_BYTES))
     parts = np.empty((len(spans), C), x.dtype)                         # per-block sums
 
     def sums(k: int, i: int, j: int) -> None:
         parts[k] = _sum_rows(x3[i:j])
     _blockwise(sums, spans, x.size)
-    mean = (np.add.reduce(parts, axis=0) / n)[:, None]                 # (C, 1)
+    mean = np.add.reduce(parts, axis=0) / n                            # (C,)
     xhat = recycle.empty(x3.shape, x3.dtype)
+    mean_t = _channel_tile(mean, S, "tile 1")
 
     def centre(k: int, i: int, j: int) -> None:
-        np.subtract(x3[i:j], mean, out=xhat[i:j])
+        np.subtract(x3[i:j], mean_t, out=xhat[i:j])
         parts[k] = _dot_rows(xhat[i:j], xhat[i:j])                   # Σ (x − μ)², in cache
     _blockwise(centre, spans, x.size)
     var = np.add.reduce(parts, axis=0) / n                             # biased σ², (C,)
     if running_mean is not None:
-        update_running(running_mean, running_var, mean[:, 0], var, n, momentum)
+        update_running(running_mean, running_var, mean, var, n, momentum)
     rstd = 1.0 / np.sqrt(var + eps)                                    # (C,)
     affine = weight is not None or bias is not None
     y = recycle.empty(x3.shape, x3.dtype) if affine else xhat
-    w = None if weight is None else weight[:, None]
-    b = None if bias is None else bias[:, None]
+    rstd_t = _channel_tile(rstd, S, "tile 2")
+    w, b = _channel_tile(weight, S, "tile 3"), _channel_tile(bias, S, "tile 4")
 
     def scale(k: int, i: int, j: int) -> None:
-        np.multiply(xhat[i:j], rstd[:, None], out=xhat[i:j])
+        np.multiply(xhat[i:j], rstd_t, out=xhat[i:j])
         if affine:
             _affine_into(xhat[i:j], y[i:j], w, b)
     _blockwise(scale, spans, x.size)
@@ -374,7 +391,9 @@ def batch_norm_backward(ctx: Any, dy: Array) -> tuple:
     _blockwise(sums, spans, xhat.size)
     sdy, sdyx = np.add.reduce(p_dy, axis=0), np.add.reduce(p_dyx, axis=0)   # dβ, dγ (C,)
     g = ctx.rstd if ctx.weight is None else ctx.weight * ctx.rstd      # γ/σ, (C,)
-    k_, m1, m2 = g[:, None], (sdy / ctx.n)[:, None], (sdyx / ctx.n)[:, None]
+    S = xhat.shape[2]
+    k_ = _channel_tile(g, S, "tile 1")                                 # (C, S) each
+    m1, m2 = _channel_tile(sdy / ctx.n, S, "tile 2"), _channel_tile(sdyx / ctx.n, S, "tile 3")
     dx = recycle.empty(xhat.shape, xhat.dtype)
 
     def grad(k: int, i: int, j: int) -> None:
