@@ -338,3 +338,31 @@ def test_inputs_not_modified_and_dtype_kept():
     assert out.dtype == w.dtype == dq.dtype == np.float32
     np.testing.assert_array_equal(x, before[0])
     np.testing.assert_array_equal(mask, before[1])
+
+
+
+@pytest.mark.parametrize("batch, mask_shape", [((), (4, 6)), ((2,), (4, 6)), ((2,), (2, 4, 6)),
+                                               ((3, 2), (2, 1, 6)), ((3, 2), (3, 1, 4, 6))])
+def test_sdpa_float_mask_broadcast(batch, mask_shape):
+    """A float mask broadcast over the batch dims: values, dQ, dK, dV and dM of both editions
+    equal torch's; a mask with more dims than the scores is rejected by both editions."""
+    import scratchnn
+    import scratchnn.textbook as T
+    rng = np.random.default_rng(11)
+    q, k, v = (rng.standard_normal(batch + s) for s in ((4, 5), (6, 5), (6, 3)))
+    mask = rng.standard_normal(mask_shape)
+    out, pull = scratchnn.vjp(F.scaled_dot_product_attention, q, k, v, mask)
+    out_b, pull_b = scratchnn.vjp(T.scaled_dot_product_attention, q, k, v, mask)
+    dout = rng.standard_normal(out.shape)
+    grads, grads_b = pull(dout), pull_b(dout)
+    tq, tk, tv, tm = (torch.tensor(a, requires_grad=True) for a in (q, k, v, mask))
+    tout = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, tm)
+    tout.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, out_b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for g, gb, t in zip(grads, grads_b, (tq, tk, tv, tm)):
+        np.testing.assert_allclose(g, gb, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for sdpa in (F.scaled_dot_product_attention, T.scaled_dot_product_attention):
+        with pytest.raises(ValueError, match="scaled_dot_product_attention.*attn_mask"):
+            sdpa(q, k, v, rng.standard_normal((5,) + batch + (4, 6)))
