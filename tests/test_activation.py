@@ -513,9 +513,9 @@ def test_plain_activations_live_once_and_the_fast_ones_choose_one_route():
     """The plain ops are the textbook's own objects; the fast editions decide their path in one
     place, ``choose_route``."""
     from scratchnn.functional import activation as A
-    for name in ("tanh", "softmin", "hardswish", "softsign", "tanhshrink", "prelu"):
+    for name in ("softmin", "hardswish", "softsign", "tanhshrink", "prelu"):
         assert getattr(F, name) is getattr(T, name), name
-    for name in ("sigmoid", "relu", "relu6", "hardtanh", "hardsigmoid", "log_softmax",
+    for name in ("sigmoid", "tanh", "relu", "relu6", "hardtanh", "hardsigmoid", "log_softmax",
                  "softmax", "silu",
                  "mish", "softplus", "logsigmoid", "leaky_relu", "elu", "selu", "celu", "gelu"):
         assert getattr(F, name) is not getattr(T, name), name
@@ -530,8 +530,11 @@ def test_plain_activations_live_once_and_the_fast_ones_choose_one_route():
     assert A.choose_route("log_softmax", big, axis=1) == "row blocks"
     assert A.choose_route("log_softmax", big, axis=0) == "whole array"
     assert A.choose_route("log_softmax", big, big.astype(np.float32), axis=1) == "whole array"
+    assert A.choose_route("tanh", c) == "blocked"
+    assert A.choose_route("tanh", c, c.astype(np.float32)) == "whole array"  # dy promotes
+    assert A.choose_route("tanh", np.zeros(5, np.int64)) == "whole array"
     with pytest.raises(ValueError, match="choose_route"):
-        A.choose_route("tanh", c)
+        A.choose_route("swish", c)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -545,6 +548,36 @@ def test_textbook_sigmoid_is_the_fast_bits(dtype):
         (yf, pf), (yb, pb) = scratchnn.vjp(F.sigmoid, xs), scratchnn.vjp(T.sigmoid, xs)
         np.testing.assert_array_equal(yf, yb)
         np.testing.assert_array_equal(pf(ds)[0], pb(ds)[0])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_fast_edition_is_the_textbook_bits(dtype, threads, monkeypatch):
+    """tanh's engine (np.tanh over the threads, dy ⊙ (1 − y²) block by block) makes the
+    textbook's operations: the same bits, NaN, ±inf and ±0 included, over block and thread
+    boundaries; non-contiguous input, a dy of another dtype and 0-d input take the textbook's
+    whole-array path."""
+    from scratchnn.functional import activation as A
+    from scratchnn.perf import threads as parallel
+    monkeypatch.setattr(A, "_SIGMOID_BLOCK", 7)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        x = (np.random.default_rng(5).standard_normal((3, 1001)) * 4).astype(dtype)
+        x[0, :5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+        dy = np.random.default_rng(6).standard_normal(x.shape).astype(dtype)
+        dy[1, :3] = [np.inf, np.nan, -0.0]
+        for xs, ds in ((x, dy), (x[:, ::3], dy[:, ::3]), (x, dy.astype(np.float64)),
+                       (x[0, 7, ...], dy[0, 7, ...])):
+            (yf, pf), (yb, pb) = scratchnn.vjp(F.tanh, xs), scratchnn.vjp(T.tanh, xs)
+            np.testing.assert_array_equal(yf, yb)
+            gf, gb = pf(ds)[0], pb(ds)[0]
+            assert gf.dtype == gb.dtype and gf.shape == gb.shape
+            np.testing.assert_array_equal(gf, gb)
+            np.testing.assert_array_equal(np.signbit(gf), np.signbit(gb))
+    finally:
+        parallel.set_num_threads(before)
 
 
 # -- the blocked kernels (scratchnn.perf.elementwise): y and the factor f = dy/dx at once -----

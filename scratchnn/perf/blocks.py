@@ -21,7 +21,7 @@ import numpy as np
 
 Array = np.ndarray
 
-__all__ = ["sigmoid_into", "sigmoid_grad_into", "as_rows", "row_blocks"]
+__all__ = ["sigmoid_into", "sigmoid_grad_into", "tanh_grad_into", "as_rows", "row_blocks"]
 
 _sigmoid_scratch = threading.local()
 
@@ -65,6 +65,20 @@ def sigmoid_grad_into(y: Array, dy: Array, out: Array, block: int) -> Array:
         np.subtract(1, yf[i:j], out=ob)
         ob *= df[i:j]
         ob *= yf[i:j]
+    return out
+
+
+def tanh_grad_into(y: Array, dy: Array, out: Array, block: int) -> Array:
+    """out = dy · (1 − y²), in blocks of ``block`` elements (y·y, 1 − ·, · dy in cache; the
+    textbook's operations, so the same bits). All three arrays are C-contiguous, of one shape
+    and dtype."""
+    yf, df, of = y.reshape(-1), dy.reshape(-1), out.reshape(-1)
+    for i in range(0, yf.size, block):
+        j = i + block
+        ob = of[i:j]
+        np.multiply(yf[i:j], yf[i:j], out=ob)
+        np.subtract(1, ob, out=ob)
+        ob *= df[i:j]
     return out
 
 
