@@ -13,7 +13,8 @@ gradient, with each route in ``ROUTES`` forced):
   single product dy ⊙ f; selects are exact factors or bit selects, never ``np.where``
   (~20 ms per 4 M random elements). gelu's float32 Φ is a one-exp approximation accurate to a
   few ulp (float64 keeps the textbook's Cody erfc); elu's factor reuses the forward's expm1;
-* sigmoid, and the ops built on σ (mish's and logsigmoid's backward): σ and its backward
+* sigmoid, and the ops built on σ (mish's and logsigmoid's backward): σ = 1 / (1 + e^{−x})
+  (torch's formula: four passes, the textbook's stable form takes seven) and its backward
   computed block by block in cache and split over threads
   (:func:`scratchnn.perf.blocks.sigmoid_into`, :func:`scratchnn.perf.threads.chunked`);
   tanh likewise (``np.tanh`` over the threads; dy ⊙ (1 − y²) block by block,
@@ -110,14 +111,15 @@ def choose_route(op: str, *arrays: Array, axis: int | None = None) -> str:
 # -- σ and the ops built on it -----------------------------------------------------------------
 
 def _sigmoid(x: Array) -> Array:
-    """σ(x) = max(e, [x ≥ 0]) / (1 + e), e = e^{−|x|}: the textbook's ``stable_sigmoid``, the
-    same bits (``np.maximum`` picks the numerator that ``np.where`` picks there), fast; into
-    recycled memory (a fresh output page-faults in: 9.7 against ~3 ms over 4 M float32)."""
+    """σ(x) = 1 / (1 + e^{−x}), torch's formula: four passes where the textbook's
+    ``stable_sigmoid`` takes seven (:func:`~scratchnn.perf.blocks.sigmoid_into`); equal to it
+    to an ulp or two, and 0 where e^{−x} overflows (x < −88 in float32; torch's 0 too, the
+    textbook's the denormal e^x). Into recycled memory: a fresh output page-faults in."""
     out = recycle.empty(x.shape, x.dtype)
     if choose_route("sigmoid", x, out) == "blocked":
         return chunked(lambda xc, out: sigmoid_into(xc, out, _SIGMOID_BLOCK), x, out=out)
-    e = np.exp(-np.abs(x))                                  # in (0, 1]
-    return np.divide(np.maximum(e, x >= 0), 1 + e, out=out)
+    with np.errstate(over="ignore"):                        # e^{−x} = inf: σ = 0, exactly
+        return np.divide(1, 1 + np.exp(-x), out=out)
 
 
 def sigmoid_forward(input: Array) -> tuple[Array, YCtx]:

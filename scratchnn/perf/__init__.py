@@ -20,9 +20,9 @@ is not the op's mathematics lives here, off the contract floor:
   (the running max/min and its winner kept by integer arithmetic);
 * :mod:`~scratchnn.perf.separable` — average pooling's window sums one dimension at a time
   (``box_sum``, its adjoint ``box_spread``), flat runs along the last dimension, plane blocks;
-* :mod:`~scratchnn.perf.blocks` — the activations' blocked passes: σ and its backward block by
-  block on thread-local scratch (``sigmoid_into``, ``sigmoid_grad_into``), log_softmax's row
-  blocks (``as_rows``, ``row_blocks``);
+* :mod:`~scratchnn.perf.blocks` — the activations' blocked passes: σ, tanh's and σ's backward
+  block by block (``sigmoid_into``, ``sigmoid_grad_into``, ``tanh_grad_into``), the softmax
+  family's row blocks (``as_rows``, ``row_blocks``);
 * :mod:`~scratchnn.perf.elementwise` — ``blocked``: an elementwise kernel of many ufunc passes run
   one cache-sized block at a time over the threads (the activations' fused forwards, relu), and
   ``select_bits``, ``np.where`` on the bits;

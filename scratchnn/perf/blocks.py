@@ -5,8 +5,9 @@ full-size temporaries. Cut into blocks that fit in cache, the same passes run on
 blocks: the same operations on the same elements, so the same bits. Used by the activation
 engine (:mod:`scratchnn.functional.activation`):
 
-* :func:`sigmoid_into` / :func:`sigmoid_grad_into` — σ(x) = max(e, [x ≥ 0]) / (1 + e),
-  e = e^{−|x|}, and its backward (1 − y) · dy · y, block by block on thread-local scratch;
+* :func:`sigmoid_into` / :func:`sigmoid_grad_into` — σ(x) = 1 / (1 + e^{−x}) and its
+  backward (1 − y) · dy · y, block by block in the output;
+* :func:`tanh_grad_into` — tanh's backward dy · (1 − y²), block by block in the output;
 * :func:`as_rows` / :func:`row_blocks` — a softmax-type reduction along the last axis as
   (rows, n) and the row blocks ``[i, j)`` of about a given number of bytes.
 
@@ -14,7 +15,6 @@ The callers decide when to use them (the engine's ``choose_route``) and pass the
 """
 from __future__ import annotations
 
-import threading
 from typing import Iterator
 
 import numpy as np
@@ -23,34 +23,24 @@ Array = np.ndarray
 
 __all__ = ["sigmoid_into", "sigmoid_grad_into", "tanh_grad_into", "as_rows", "row_blocks"]
 
-_sigmoid_scratch = threading.local()
-
 
 def sigmoid_into(x: Array, out: Array, block: int) -> Array:
-    """out = max(e, [x ≥ 0]) / (1 + e) with e = e^{−|x|}, in blocks of ``block`` elements.
+    """out = 1 / (1 + e^{−x}) (torch's formula), in blocks of ``block`` elements, each block's
+    four passes (−x, exp, + 1, 1 / ·) in place in ``out`` while it is in cache.
 
-    ``x`` and ``out`` are C-contiguous. Written whole-array, the formula makes six full-size
-    temporaries, each a pass through memory (and ``maximum`` of a float and a bool array takes
-    a slow casting loop); block by block the same passes run in cache on two reused scratch
-    blocks (one pair per thread), with ``[x ≥ 0]`` written straight as 0/1 in x's dtype. Same
-    operations, so the same bits. Measured on 4.2 M float32 elements: 4.8 → 4.0 ms on one
-    thread, 5.0 → 2.3 ms split over two by ``chunked``; blocks of 16 k elements were no faster
-    (seven ufunc calls per block then cost more than the cache saves)."""
-    scratch = _sigmoid_scratch.__dict__.setdefault("blocks", {})
-    if x.dtype not in scratch or scratch[x.dtype][0].size < block:
-        scratch[x.dtype] = (np.empty(block, x.dtype), np.empty(block, x.dtype))
-    e, m = scratch[x.dtype]
+    ``x`` and ``out`` are C-contiguous. e^{−x} overflows to inf for x < −88 (float32), and
+    1 / inf = 0: σ is 0 there, as torch's (the textbook's stable form keeps the denormal
+    e^x / (1 + e^x) instead; elsewhere the two agree to an ulp or two). Measured on 4.2 M
+    float32 elements over two threads: 3.4 against 6.0 ms for the stable form's seven passes
+    (|x|, −, exp, [x ≥ 0], max, + 1, ÷) on two scratch blocks."""
     xf, of = x.reshape(-1), out.reshape(-1)
-    for i in range(0, xf.size, block):
-        xb, ob = xf[i:i + block], of[i:i + block]
-        eb, mb = e[:xb.size], m[:xb.size]
-        np.abs(xb, out=eb)
-        np.negative(eb, out=eb)
-        np.exp(eb, out=eb)                                  # e = e^{−|x|} in (0, 1]
-        np.greater_equal(xb, 0, out=mb)                     # [x ≥ 0] as 0 or 1
-        np.maximum(eb, mb, out=mb)                          # numerator: e, or 1 where x ≥ 0
-        eb += 1
-        np.divide(mb, eb, out=ob)
+    with np.errstate(over="ignore"):                        # e^{−x} = inf: σ = 0, exactly
+        for i in range(0, xf.size, block):
+            ob = of[i:i + block]
+            np.negative(xf[i:i + block], out=ob)
+            np.exp(ob, out=ob)
+            ob += 1
+            np.divide(1, ob, out=ob)
     return out
 
 
