@@ -8,7 +8,7 @@ layer (``scratchnn.autodiff``, ``scratchnn._validate``, ``scratchnn.window``,
 ``scratchnn.random``), never ``scratchnn.functional`` or ``scratchnn.perf``.
 
 ``scratchnn.functional`` holds the fast editions. Where an op is already plain (``linear``,
-``tanh``, ``softmax``, ...) it lives here once and ``scratchnn.functional`` names the same
+``softsign``, ``softmin``, ...) it lives here once and ``scratchnn.functional`` names the same
 function; everywhere else the tests prove the two editions equal (values and every gradient,
 with each route of the fast engine forced) and both equal to torch.
 

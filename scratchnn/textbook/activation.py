@@ -11,10 +11,12 @@ written next to each backward (e.g. relu'(0) = 0, hardtanh'(±1) = 0).
 ``inplace=True`` raises a ``ValueError`` instead of silently doing something else; ``False`` (the
 default) is accepted for signature compatibility.
 
-Most of these ops are also ``scratchnn.functional``'s (the same function objects). The fast
-engine ``scratchnn.functional.activation`` has its own editions of sigmoid, relu, hardtanh,
-relu6, hardsigmoid, log_softmax and of the ops built on σ (silu, mish, softplus, logsigmoid),
-proved equal to these by the tests.
+The plain ones (softmin, hardswish, softsign, tanhshrink, prelu) are also
+``scratchnn.functional``'s (the same function objects). The fast engine
+``scratchnn.functional.activation`` has its own editions of sigmoid, tanh, the relu family
+(relu, leaky_relu, hardtanh, relu6, hardsigmoid), the elu family (elu, selu, celu), gelu,
+softmax and log_softmax and of the ops built on σ (silu, mish, softplus, logsigmoid), proved
+equal to these by the tests.
 """
 from __future__ import annotations
 
