@@ -669,10 +669,9 @@ def log_softmax_backward(ctx: SoftmaxCtx, dy: Array) -> Array:
     """dx = dy − e^y ⊙ Σ_dim dy"""
     y, axis = ctx.y, ctx.axis
     dy = dy.reshape(y.shape)
-    if choose_route("log_softmax", y, dy, axis=axis) == "row blocks":
-        dx = _row_blocked(_log_softmax_grad_rows, y, dy)
-    else:
-        dx = dy - np.exp(y) * dy.sum(axis=axis, keepdims=True)
+    if choose_route("log_softmax", y, dy, axis=axis) != "row blocks":
+        return T.log_softmax_backward(ctx, dy)
+    dx = _row_blocked(_log_softmax_grad_rows, y, dy)
     return dx.reshape(ctx.in_shape).astype(ctx.in_dtype, copy=False)
 
 

@@ -122,16 +122,20 @@ def _scratch(like: Array, name: str) -> Array:
     return workspace(like.shape, like.dtype, "normalization " + name, _KEEP_BYTES)
 
 
-def _tile(v: Array | None, rows: int, name: str) -> Array | None:
-    """γ or β (K,) repeated as ``rows`` contiguous rows, written once per call into the calling
-    thread's scratch (read by every thread during the call): a block times a block of its own
-    shape takes NumPy's contiguous loop, faster than broadcasting one row of K = 768 over every
-    row of the block (measured 0.37 vs 0.54 ms over 4096 rows). Same elementwise operation, so
-    the same bits."""
+def _tile(v: Array | None, shape: tuple[int, int], name: str, column: bool = False
+          ) -> Array | None:
+    """``v`` written out to ``shape`` once per call, into the calling thread's scratch (read by
+    every thread during the call): v (K,) repeated as rows (a layer norm's γ, β over a block
+    of rows), or with ``column=True`` v (C,) repeated along each row (a batch norm's
+    per-channel value over one sample (C, S)). A block against an array of its own shape (or
+    of one sample's, repeated over the samples) takes NumPy's contiguous loop; broadcasting
+    v itself makes one loop per row (measured: γ over 4096 rows of 768, 0.37 vs 0.54 ms; a
+    per-channel subtraction over 8 samples of 64 × 1024, 196 vs 289 µs). Same elementwise
+    operation, so the same bits."""
     if v is None:
         return None
-    t = workspace((rows, v.size), v.dtype, "normalization " + name, _KEEP_BYTES)
-    t[...] = v
+    t = workspace(shape, v.dtype, "normalization " + name, _KEEP_BYTES)
+    t[...] = v.reshape(-1, 1) if column else v.reshape(-1)
     return t
 
 
@@ -178,7 +182,7 @@ def _rows_forward(x2: Array, weight: Array | None, bias: Array | None, eps: floa
         return y, xhat, rstd
 
     rows = max(1, _ROW_BLOCK_BYTES // (x2.itemsize * K))
-    wt, bt = _tile(w, rows, "γ rows"), _tile(b, rows, "β rows")
+    wt, bt = _tile(w, (rows, K), "γ rows"), _tile(b, (rows, K), "β rows")
 
     def step(a: int, c: int) -> None:
         for i, j in blocks.row_blocks(a, c, K, x2.itemsize, _ROW_BLOCK_BYTES):
@@ -204,7 +208,7 @@ def _rows_backward(ctx: RowsCtx, dy: Array) -> tuple[Array, Array | None, Array 
         spans = list(blocks.row_blocks(0, M, K, xhat.itemsize, _ROW_BLOCK_BYTES))
         parts_w = np.empty((len(spans), K), xhat.dtype) if w is not None else None
         parts_b = np.empty((len(spans), K), xhat.dtype) if ctx.has_bias else None
-        wt = _tile(w, spans[0][1] - spans[0][0], "γ rows")
+        wt = _tile(w, (spans[0][1] - spans[0][0], K), "γ rows")
 
         def step(a: int, c: int) -> None:
             for k in range(a, c):
@@ -293,19 +297,6 @@ def _blockwise(fn: Any, spans: list, work: int) -> None:
     threads.ranges(step, len(spans), work)
 
 
-def _channel_tile(v: Array | None, S: int, name: str) -> Array | None:
-    """A per-channel value v (C,) written out as one sample's (C, S), once per call (the
-    calling thread's scratch, read by every thread during the call). A block (n, C, S) against
-    it makes one contiguous loop of C·S elements per sample; against v as (C, 1) NumPy runs
-    one loop per channel row of S (measured: 196 against 289 µs for a subtraction over 8
-    samples of 64 × 1024). Same elementwise operation, so the same bits."""
-    if v is None:
-        return None
-    t = workspace((v.size, S), v.dtype, "normalization channel " + name, _KEEP_BYTES)
-    t[...] = v.reshape(-1, 1)
-    return t
-
-
 def _sum_rows(a: Array) -> Array:
     """Σ over (n, s) of a block (n, C, s) -> (C,) (einsum: 0.18 vs 0.49 ms for two
     ``add.reduce`` over 32 samples of 64 × 1024)."""
@@ -349,7 +340,7 @@ def batch_norm_forward(input: Array, running_mean: Array | None, running_var: Ar
     _blockwise(sums, spans, x.size)
     mean = np.add.reduce(parts, axis=0) / n                            # (C,)
     xhat = recycle.empty(x3.shape, x3.dtype)
-    mean_t = _channel_tile(mean, S, "tile 1")
+    mean_t = _tile(mean, (C, S), "channel 1", column=True)
 
     def centre(k: int, i: int, j: int) -> None:
         np.subtract(x3[i:j], mean_t, out=xhat[i:j])
@@ -361,8 +352,9 @@ def batch_norm_forward(input: Array, running_mean: Array | None, running_var: Ar
     rstd = 1.0 / np.sqrt(var + eps)                                    # (C,)
     affine = weight is not None or bias is not None
     y = recycle.empty(x3.shape, x3.dtype) if affine else xhat
-    rstd_t = _channel_tile(rstd, S, "tile 2")
-    w, b = _channel_tile(weight, S, "tile 3"), _channel_tile(bias, S, "tile 4")
+    rstd_t = _tile(rstd, (C, S), "channel 2", column=True)
+    w = _tile(weight, (C, S), "channel 3", column=True)
+    b = _tile(bias, (C, S), "channel 4", column=True)
 
     def scale(k: int, i: int, j: int) -> None:
         np.multiply(xhat[i:j], rstd_t, out=xhat[i:j])
@@ -391,9 +383,10 @@ def batch_norm_backward(ctx: Any, dy: Array) -> tuple:
     _blockwise(sums, spans, xhat.size)
     sdy, sdyx = np.add.reduce(p_dy, axis=0), np.add.reduce(p_dyx, axis=0)   # dβ, dγ (C,)
     g = ctx.rstd if ctx.weight is None else ctx.weight * ctx.rstd      # γ/σ, (C,)
-    S = xhat.shape[2]
-    k_ = _channel_tile(g, S, "tile 1")                                 # (C, S) each
-    m1, m2 = _channel_tile(sdy / ctx.n, S, "tile 2"), _channel_tile(sdyx / ctx.n, S, "tile 3")
+    C, S = xhat.shape[1:]
+    k_ = _tile(g, (C, S), "channel 1", column=True)                   # (C, S) each
+    m1 = _tile(sdy / ctx.n, (C, S), "channel 2", column=True)
+    m2 = _tile(sdyx / ctx.n, (C, S), "channel 3", column=True)
     dx = recycle.empty(xhat.shape, xhat.dtype)
 
     def grad(k: int, i: int, j: int) -> None:
