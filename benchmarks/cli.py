@@ -68,6 +68,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=0.2,
                    help="seconds to sleep whenever the timed side changes, so that neither side "
                         "runs while the other's BLAS/OpenMP threads still spin (default 0.2)")
+    p.add_argument("--rewarm", type=float, default=0.03,
+                   help="seconds of untimed calls after each pause, before the timed sample, "
+                        "while the cores come back to speed from the sleep (default 0.03)")
     p.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
                    help="cProfile scratchnn's forward+backward for cases that miss their "
                         "target (default), every case, or none")
@@ -149,6 +152,7 @@ def _run_peers(case: cases_mod.Case, sides: dict, dtype: np.dtype, cfg: dict) ->
             res = compare({"scratchnn": sides["scratchnn"][1], name: fwdbwd},
                           repeats=min(cfg["repeats"], 5), warmup=1, min_time=cfg["min_time"],
                           budget=cfg["budget"] / 3, min_repeats=1, settle=cfg["settle"],
+                          rewarm=cfg["rewarm"],
                           max_extra_warmup=0)
             med, q1, q3 = paired_ratio(res[name][0], res["scratchnn"][0])
             out[name] = {"status": "ok", "detail": detail, "time": stats(*res[name]),
@@ -186,7 +190,8 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
             res = compare(fns,
                           repeats=cfg["repeats"], warmup=cfg["warmup"],
                           min_time=cfg["min_time"], budget=cfg["budget"],
-                          min_repeats=min(3, cfg["repeats"]), settle=cfg["settle"])
+                          min_repeats=min(3, cfg["repeats"]), settle=cfg["settle"],
+                          rewarm=cfg["rewarm"])
             times[mode] = {s: stats(smp, num) for s, (smp, num) in res.items()
                            if s != "floor_gemm"}
             if "floor_gemm" in res:
@@ -315,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "min_time": args.min_time if args.min_time is not None else
            (0.02 if quick else 0.05),
            "budget": 3.0 if quick else 15.0, "profile": args.profile, "settle": args.settle,
+           "rewarm": args.rewarm,
            "profile_time": 0.25 if quick else 0.5,
            "peers_available": list((peers_info or {}).get("available", {}))}
     os.makedirs(args.out, exist_ok=True)

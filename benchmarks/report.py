@@ -282,7 +282,8 @@ def write_markdown(results: dict, path: str) -> None:
              f"dtype {cfg['dtype']}, device {cfg['device']}, repeats {cfg['repeats']} "
              f"(median; fewer for slow cases, at least 3), warm-up {cfg['warmup']} (more until "
              f"two calls agree within 10 %), interleaved scratchnn/torch, "
-             f"{cfg['settle']} s pause at every switch.", "",
+             f"{cfg['settle']} s pause at every switch, then "
+             f"{cfg.get('rewarm', 0)} s of untimed calls of the next side.", "",
              *_warnings_md(results),
              format_table(headers, rows, markdown=True), "",
              "## How to read it", "",

@@ -16,6 +16,16 @@ forward+backward at 2 threads measured 22 ms instead of 8 ms on this machine —
 fighting spinning OpenBLAS threads for the two cores. So whenever the side changes, ``compare``
 first sleeps ``settle`` seconds (default 0.2 s, where the effect had vanished), and neither
 side pays for the other's idle threads.
+
+Why a warm-up after the pause: the pause has a cost of its own. After 0.2 s of sleep the cores
+run slow for their first few milliseconds of work (clock or virtual-CPU wake-up): a 16 MiB
+``np.multiply`` took 2.8, 2.7, 2.1, 1.6 ms on its first four calls and 1.3–1.4 ms from then on,
+the same product over two threads 3.1 ms then 0.9 ms for about 15 ms of work, torch's 2.0 ms
+then 0.7 ms. A 50 ms sample began with that ramp on both sides, and by unequal amounts:
+leaky_relu's forward+backward measured 10.5 ms paired with torch and 7.3 ms timed alone. So
+after each pause, ``compare`` calls the side untimed for ``rewarm`` seconds (at least once;
+default 0.03 s) before the timed sample: the idle threads of the other side are gone and the
+cores are back at speed.
 """
 from __future__ import annotations
 
@@ -75,10 +85,20 @@ def _sample(fn: Callable[[], object], number: int) -> float:
             gc.enable()
 
 
+def _rewarm(fn: Callable[[], object], seconds: float) -> None:
+    """Call ``fn`` untimed until ``seconds`` have passed (at least once when ``seconds > 0``)."""
+    if seconds <= 0:
+        return
+    end = time.perf_counter() + seconds
+    fn()
+    while time.perf_counter() < end:
+        fn()
+
+
 def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 1,
             min_time: float = 0.02, budget: float = 30.0, min_repeats: int = 3,
-            settle: float = 0.2, stable: float = 0.1, max_extra_warmup: int = 5
-            ) -> dict[str, tuple[list[float], int]]:
+            settle: float = 0.2, stable: float = 0.1, max_extra_warmup: int = 5,
+            rewarm: float = 0.03) -> dict[str, tuple[list[float], int]]:
     """Time each callable in ``fns``, interleaved; return ``{side: (samples, number)}``.
 
     ``warmup`` untimed calls per side (at least one: it also estimates the time per call),
@@ -87,7 +107,8 @@ def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int =
     allocator growth, BLAS thread start-up: torch's first conv2d call measured 3× its next);
     ``repeats`` samples per side, reduced (never below ``min_repeats``) when the estimate says
     the case would take longer than ``budget`` seconds in all; ``settle`` seconds of sleep
-    whenever the side changes (see the module docstring).
+    whenever the side changes, then untimed calls of the next side for ``rewarm`` seconds (at
+    least one call; see the module docstring).
     """
     names = list(fns)
     per_call: dict[str, float] = {}
@@ -118,6 +139,7 @@ def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int =
         for name in order:
             if name != last and settle > 0:
                 time.sleep(settle)                          # let the other side's threads idle
+                _rewarm(fns[name], rewarm)                  # and the cores come back to speed
             samples[name].append(_sample(fns[name], number[name]))
             last = name
     return {n: (samples[n], number[n]) for n in names}

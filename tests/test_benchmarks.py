@@ -341,3 +341,36 @@ def test_new_cases_build_and_both_sides_agree(name):
     np.testing.assert_allclose(fwd["scratchnn"], fwd["torch"], rtol=1e-3, atol=1e-4)
     for side, (_, fwdbwd) in sides.items():
         assert fwdbwd() is not None, side
+
+
+@pytest.mark.parametrize("rewarm, extra", [(0.0, 0), (0.0005, 1), (0.0035, 4)])
+def test_each_pause_is_followed_by_untimed_calls(monkeypatch, rewarm, extra):
+    """A fake clock, every call 1 ms: after each settle pause the next side runs untimed for
+    ``rewarm`` seconds (at least one call) before its timed sample, and only then; the samples
+    keep their own ``number`` of calls."""
+    from benchmarks import timing
+
+    class Clock:
+        now = 0.0
+
+        def perf_counter(self):
+            return self.now
+
+        def sleep(self, s):
+            self.now += s
+    clock = Clock()
+    monkeypatch.setattr(timing, "time", clock)
+    calls = {"a": 0, "b": 0}
+
+    def side(name):
+        def fn():
+            calls[name] += 1
+            clock.now += 0.001
+        return fn
+    res = compare({"a": side("a"), "b": side("b")}, repeats=2, warmup=1, min_time=0.002,
+                  settle=0.1, max_extra_warmup=0, rewarm=rewarm)
+    number = res["a"][1]
+    assert number == 2 and res["b"][1] == 2
+    # order a, b, b, a: a pause before the 1st, 2nd and 4th sample (none between the two b's)
+    assert calls["a"] == 1 + 2 * number + 2 * extra
+    assert calls["b"] == 1 + 2 * number + 1 * extra
