@@ -93,7 +93,7 @@ def test_selection_quick_subset_and_every_listed_family_present():
 def test_interleaved_compare_and_paired_ratio():
     calls = []
     res = compare({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                  repeats=4, warmup=1, min_time=0.0)
+                  repeats=4, warmup=1, min_time=0.0, rewarm=0.0)
     assert calls == ["a", "b"] + ["a", "b", "b", "a"] * 2      # warm-up, then ABBA order
     assert [len(res[s][0]) for s in "ab"] == [4, 4]
     s = stats([1.0, 2.0, 3.0, 4.0, 100.0])
@@ -301,9 +301,9 @@ def test_warnings_cpu_time_stolen_by_the_hypervisor():
         assert 0 <= stolen <= total
 
 
-def test_warm_up_continues_until_two_calls_agree(monkeypatch):
-    """A fake clock: the calls take 30, 10, 3, 3 ms, ... — warm-up goes on until two calls
-    agree within 10 %, then the one sample is taken."""
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake clock for benchmarks.timing: time passes only when a call or a sleep says so."""
     from benchmarks import timing
 
     class Clock:
@@ -314,8 +314,14 @@ def test_warm_up_continues_until_two_calls_agree(monkeypatch):
 
         def sleep(self, s):
             self.now += s
-    clock = Clock()
-    monkeypatch.setattr(timing, "time", clock)
+    fake = Clock()
+    monkeypatch.setattr(timing, "time", fake)
+    return fake
+
+
+def test_warm_up_continues_until_two_calls_agree(clock):
+    """A fake clock: the calls take 30, 10, 3, 3 ms, ... — warm-up goes on until two calls
+    agree within 10 %, then the one sample is taken."""
     delays = iter([0.03, 0.01, 0.003, 0.003] + [0.003] * 50)
     calls = []
 
@@ -344,22 +350,10 @@ def test_new_cases_build_and_both_sides_agree(name):
 
 
 @pytest.mark.parametrize("rewarm, extra", [(0.0, 0), (0.0005, 1), (0.0035, 4)])
-def test_each_pause_is_followed_by_untimed_calls(monkeypatch, rewarm, extra):
+def test_each_pause_is_followed_by_untimed_calls(clock, rewarm, extra):
     """A fake clock, every call 1 ms: after each settle pause the next side runs untimed for
     ``rewarm`` seconds (at least one call) before its timed sample, and only then; the samples
     keep their own ``number`` of calls."""
-    from benchmarks import timing
-
-    class Clock:
-        now = 0.0
-
-        def perf_counter(self):
-            return self.now
-
-        def sleep(self, s):
-            self.now += s
-    clock = Clock()
-    monkeypatch.setattr(timing, "time", clock)
     calls = {"a": 0, "b": 0}
 
     def side(name):
