@@ -600,7 +600,9 @@ def test_tanh_fast_edition_is_the_textbook_bits(dtype, threads, monkeypatch):
 # ops whose fast edition gives the textbook's bits (y and dx): a factor exactly 1 or the slope,
 # bit selects, the textbook's own formulas block by block; (name, kwargs, dtypes)
 EXACT = [("leaky_relu", {}, DTYPES), ("leaky_relu", {"negative_slope": -0.3}, DTYPES),
-         ("leaky_relu", {"negative_slope": 2.0}, DTYPES), ("softplus", {}, DTYPES),
+         ("leaky_relu", {"negative_slope": 2.0}, DTYPES),
+         ("leaky_relu", {"negative_slope": 0.0}, DTYPES),       # 0·inf: NaN, as the textbook
+         ("leaky_relu", {"negative_slope": 1.0}, DTYPES), ("softplus", {}, DTYPES),
          ("softplus", {"beta": -0.5, "threshold": 1.0}, DTYPES),
          ("gelu", {"approximate": "tanh"}, DTYPES), ("gelu", {}, [np.float64])]
 
@@ -623,7 +625,7 @@ def _special_values(dtype, seed):
 
 def _both_editions(monkeypatch, threads, name, kwargs, dtypes):
     """For each dtype, with many blocks over ``threads`` threads: (dtype, x, dy, dx of the fast
-    edition, dx of the textbook's), after checking that both give the same y bits."""
+    edition, dx of the textbook's, y of each), after checking that both give equal y."""
     restore = _blocked_setup(monkeypatch, threads)
     try:
         for dtype in dtypes:
@@ -635,7 +637,7 @@ def _both_editions(monkeypatch, threads, name, kwargs, dtypes):
                     out += [y, pb(dy)[0]]
             np.testing.assert_array_equal(out[0], out[2])
             assert out[0].dtype == dtype and out[1].dtype == dtype
-            yield dtype, x, dy, out[1], out[3]
+            yield dtype, x, dy, out[1], out[3], out[0], out[2]
     finally:
         restore()
 
@@ -645,8 +647,10 @@ def _both_editions(monkeypatch, threads, name, kwargs, dtypes):
 def test_blocked_kernels_give_the_textbook_bits(monkeypatch, name, kwargs, dtypes, threads):
     """Across block edges and threads, at NaN, ±inf, ±0 too: the textbook's values, bit for bit
     (one dtype-dependent formula: gelu's float32 erf, below, is an approximation)."""
-    for _, x, dy, dxf, dxb in _both_editions(monkeypatch, threads, name, kwargs, dtypes):
+    for _, x, dy, dxf, dxb, yf, yb in _both_editions(monkeypatch, threads, name, kwargs, dtypes):
         np.testing.assert_array_equal(dxf, dxb)
+        for f, b in ((yf, yb), (dxf, dxb)):                        # the zeros' signs too
+            np.testing.assert_array_equal(np.signbit(f), np.signbit(b))
         xs = x[:, ::3]                                             # strided: one copy, same
         with np.errstate(all="ignore"):
             np.testing.assert_array_equal(getattr(F, name)(xs, **kwargs),
@@ -661,11 +665,13 @@ ELU_FAMILY = [("elu", {}), ("elu", {"alpha": -1.5}), ("selu", {}), ("celu", {"al
 @pytest.mark.parametrize("name,kwargs", ELU_FAMILY, ids=[f"{n}{k or ''}" for n, k in ELU_FAMILY])
 def test_elu_family_values_exact_and_factor_within_an_ulp_of_one(monkeypatch, name, kwargs,
                                                                  threads):
-    """y is the textbook's bits; the saved factor uses e^{sx} = 1 + expm1(sx) from the forward,
-    so dx differs from the textbook's exp by less than one ulp of 1 times α·scale·s·|dy|."""
+    """y is the textbook's values (at x = ±0 with α < 0 the fast edition's zero is +0, the
+    textbook's −0; torch's keeps x's sign); the saved factor uses e^{sx} = 1 + expm1(sx) from
+    the forward, so dx differs from the textbook's exp by less than one ulp of 1 times
+    α·scale·s·|dy|."""
     c = {"elu": abs(kwargs.get("alpha", 1.0)), "celu": 1.0,
          "selu": F.activation.SELU_SCALE * F.activation.SELU_ALPHA}[name]
-    for dtype, _, dy, dxf, dxb in _both_editions(monkeypatch, threads, name, kwargs, DTYPES):
+    for dtype, _, dy, dxf, dxb, _, _ in _both_editions(monkeypatch, threads, name, kwargs, DTYPES):
         eps = np.finfo(dtype).eps
         with np.errstate(invalid="ignore"):
             ok = ((dxf == dxb) | (np.abs(dxf - dxb) <= 2 * eps * (c * np.abs(dy) + np.abs(dxb)))

@@ -7,7 +7,10 @@ re-exported here as the same function object. This module adds the fast editions
 whose speed needs machinery, each proved equal to its textbook twin (values and every
 gradient, with each route in ``ROUTES`` forced):
 
-* leaky_relu, elu, selu, celu, gelu (both forms), silu and softplus: one blocked kernel each
+* leaky_relu: y = max(a·x, x) (min for a > 1) block by block over the threads, two passes a
+  block, saving x as the textbook does; the backward rebuilds f = 1 or a from x on the bits
+  (f+b over 4 M float32: 5.0 against 6.0 ms, forward 1.6 against 3.5; 32 MiB instead of 48);
+* elu, selu, celu, gelu (both forms), silu and softplus: one blocked kernel each
   (:func:`scratchnn.perf.elementwise.blocked`: cache-sized blocks over the threads) computes y
   and the derivative factor f = dy/dx in the forward and saves f alone, so the backward is the
   single product dy ⊙ f; selects are exact factors or bit selects, never ``np.where``
@@ -228,7 +231,7 @@ def _factor_backward(ctx: FactorCtx, dy: Array) -> Array:
 
 
 # every op of this section has the one backward
-leaky_relu_backward = elu_backward = selu_backward = celu_backward = _factor_backward
+elu_backward = selu_backward = celu_backward = _factor_backward
 gelu_backward = silu_backward = softplus_backward = _factor_backward
 
 
@@ -239,34 +242,72 @@ def _mask(x: Array, out: Array, threshold: float = 0.0) -> Array:
     return np.negative(m, out=m)                               # −1 (all ones) / 0
 
 
+def _leaky_factor(x: Array, step: int, lo: int, f: Array) -> Array:
+    """f = 1 if x > 0 else a, on the bits: bits(a) + [x > 0]·(bits(1) − bits(a)) (``step``
+    wraps as an integer of f's width), exactly 1 or a; returns f."""
+    fi = int_view(f)
+    np.greater(x, 0, out=fi, casting="unsafe")                # [x > 0]
+    np.multiply(fi, step, out=fi)
+    np.add(fi, lo, out=fi)                                    # the bits of 1 or a
+    return f
+
+
+def _leaky_bits(a: float, dtype: np.dtype) -> tuple[int, int]:
+    """(step, lo) for :func:`_leaky_factor`: a's bits and bits(1) − bits(a), wrapped."""
+    width = 8 * np.dtype(dtype).itemsize
+    lo, one = bits_of(a, dtype), bits_of(1.0, dtype)
+    return (one - lo + (1 << width - 1)) % (1 << width) - (1 << width - 1), lo
+
+
 def leaky_relu_forward(input: Array, negative_slope: float = 0.01,
-                       inplace: bool = False) -> tuple[Array, FactorCtx]:
+                       inplace: bool = False) -> tuple[Array, T.LeakyReluCtx]:
     """y = x if x > 0 else negative_slope · x
 
     Shapes:  x (*) -> y (*)
-    Saves:   f = 1 if x > 0 else negative_slope (dy/dx), so y = x ⊙ f and dx = dy ⊙ f.
+    Saves:   x and the slope (the textbook's context).
     Kink:    at x = 0 the gradient is negative_slope (torch: x > 0 ? dy : dy · slope).
     Torch:   torch.nn.functional.leaky_relu
 
-    f is built on the bits, bits(a) + [x > 0]·(bits(1) − bits(a)): exactly 1 or a, so x ⊙ f and
-    dy ⊙ f are the textbook's np.where values bit for bit.
+    Blocked, two passes a block for 0 < a ≤ 1: y = max(a·x, x) (a·x ≥ x exactly where x ≤ 0;
+    at ±0 both are the one zero, at ±inf a·x = x), min(a·x, x) for a > 1. For a ≤ 0 (where
+    0·inf is NaN and a·(±0) changes the zero's sign) or a NaN slope: y = x ⊙ f with the
+    backward's factor f, exactly 1 or a. Either way the textbook's np.where values bit for bit,
+    and only y is written: the backward rebuilds f from x.
     """
     fn = "leaky_relu"
     check_array(fn, "input", input)
     a = check_float(fn, "negative_slope", negative_slope)
     check_inplace(fn, inplace)
-    width = 8 * input.itemsize
-    lo, one = bits_of(a, input.dtype), bits_of(1.0, input.dtype)
-    step = (one - lo + (1 << width - 1)) % (1 << width) - (1 << width - 1)   # wraps as int
+    step, lo = _leaky_bits(a, input.dtype)
+    pick = np.maximum if 0 < a <= 1 else np.minimum if a > 1 else None
 
     def kernel(ins, outs, s):
-        (x,), (y, f) = ins, outs
-        fi = int_view(f)
-        np.greater(x, 0, out=fi, casting="unsafe")            # [x > 0]
-        np.multiply(fi, step, out=fi)
-        np.add(fi, lo, out=fi)                                # the bits of 1 or a
-        np.multiply(x, f, out=y)
-    return _factor_op(fn, kernel, input, 0)
+        (x,), (y,) = ins, outs
+        if pick is None:
+            np.multiply(x, _leaky_factor(x, step, lo, s[0]), out=y)
+            return
+        np.multiply(x, a, out=y)
+        pick(y, x, out=y)
+    y = recycle.empty(input.shape, input.dtype)
+    blocked(kernel, (input,), (y,), 1 if pick is None else 0)
+    return y, T.LeakyReluCtx(input, a)
+
+
+def leaky_relu_backward(ctx: T.LeakyReluCtx, dy: Array) -> Array:
+    """dx = dy ⊙ f, f = 1 if x > 0 else negative_slope: f rebuilt from x on the bits (exactly 1
+    or a, so the textbook's np.where values bit for bit), block by block over the threads."""
+    x = ctx.x
+    dy = dy.astype(x.dtype, copy=False)
+    if dy.shape != x.shape:                                   # broadcast: the textbook's
+        return T.leaky_relu_backward(ctx, dy)
+    step, lo = _leaky_bits(ctx.negative_slope, x.dtype)
+
+    def kernel(ins, outs, s):
+        (xb, dyb), (dx,) = ins, outs
+        np.multiply(dyb, _leaky_factor(xb, step, lo, s[0]), out=dx)
+    dx = recycle.empty(x.shape, x.dtype)
+    blocked(kernel, (x, dy), (dx,), 1)
+    return dx
 
 
 def _elu(x: Array, alpha: float, scale: float, input_scale: float) -> tuple[Array, FactorCtx]:
