@@ -604,6 +604,8 @@ EXACT = [("leaky_relu", {}, DTYPES), ("leaky_relu", {"negative_slope": -0.3}, DT
          ("leaky_relu", {"negative_slope": 0.0}, DTYPES),       # 0·inf: NaN, as the textbook
          ("leaky_relu", {"negative_slope": 1.0}, DTYPES), ("softplus", {}, DTYPES),
          ("softplus", {"beta": -0.5, "threshold": 1.0}, DTYPES),
+         ("softplus", {"threshold": 17.0}, DTYPES),       # float32: the linear branch is free
+         ("softplus", {"threshold": 16.0}, DTYPES),       # from 17 on, not below
          ("gelu", {"approximate": "tanh"}, DTYPES), ("gelu", {}, [np.float64])]
 
 
