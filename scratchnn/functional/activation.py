@@ -671,9 +671,16 @@ def _row_blocked(kernel: Any, *arrays: Array) -> Array:
 # per-thread scratch block instead of fresh temporaries: a block's temporaries are ~512 KiB,
 # past glibc's mmap threshold, and freeing them can hand the pages back to the system, so the
 # next block page-faults them in again (log_softmax (4096, 1000) forward: 5.9 → 5.35 ms on 2
-# threads, 11.2 → 10.35 on one, interleaved).
+# threads, 11.2 → 10.35 on one, interleaved). The row maximum is taken with ``initial=−inf``:
+# the same value (a maximum is exact; NaN still wins), and NumPy then takes a faster reduction
+# loop on short rows (a block of 1024 rows of 128, attention's: 127 → 56 µs; rows of 768 or
+# 1000: 38 → 27 µs and no change).
+def _row_max(x: Array) -> Array:
+    return x.max(axis=1, keepdims=True, initial=-np.inf)
+
+
 def _log_softmax_rows(x: Array, out: Array) -> None:
-    np.subtract(x, x.max(axis=1, keepdims=True), out=out)           # s = x − max
+    np.subtract(x, _row_max(x), out=out)                           # s = x − max
     e = np.exp(out, out=workspace(out.shape, out.dtype, "softmax e^s", _KEEP_BYTES))
     out -= np.log(e.sum(axis=1, keepdims=True))                   # s − log Σ e^s
 
@@ -685,7 +692,7 @@ def _log_softmax_grad_rows(y: Array, dy: Array, out: Array) -> None:
 
 
 def _softmax_rows(x: Array, out: Array) -> None:
-    np.subtract(x, x.max(axis=1, keepdims=True), out=out)
+    np.subtract(x, _row_max(x), out=out)
     np.exp(out, out=out)
     out /= out.sum(axis=1, keepdims=True)                         # e^s / Σ e^s
 
