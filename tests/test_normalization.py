@@ -318,11 +318,12 @@ def test_every_norm_is_the_core_over_its_axes():
 
 
 def test_plain_ops_live_once_and_the_fast_editions_are_twins():
-    for n in ("group_norm", "instance_norm", "embedding", "one_hot"):
+    for n in ("group_norm", "instance_norm", "one_hot"):
         assert getattr(F, n) is getattr(T, n), n
-    for n in ("batch_norm", "layer_norm", "rms_norm"):     # the fast editions
-        assert getattr(F, n) is not getattr(T, n)
-        assert getattr(F, n).forward.__module__ == "scratchnn.functional.normalization"
+    for n, module in (("batch_norm", "normalization"), ("layer_norm", "normalization"),
+                      ("rms_norm", "normalization"), ("embedding", "embedding")):
+        assert getattr(F, n) is not getattr(T, n)             # the fast editions
+        assert getattr(F, n).forward.__module__ == f"scratchnn.functional.{module}"
 
 
 def test_inputs_and_dtype_kept():
@@ -503,3 +504,35 @@ def test_fast_batch_norm_equals_textbook_on_every_route(dtype, monkeypatch):
                     else:
                         assert a.dtype == np.dtype(dtype)
                         np.testing.assert_allclose(a, b_, **tol, err_msg=where)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num, positions", [(96, 1024), (5, 300), (1, 70), (7, 0), (50, 3)])
+def test_scatter_in_levels_is_np_add_at_bit_for_bit(num, positions, dtype):
+    """perf.scatter.add_rows against np.add.at, the textbook's scatter: the same bits — sums in
+    the order of the positions, −0 contributions and repeats included — on both routes of the
+    embedding engine (levels; np.add.at past MAX_LEVELS), and through F.embedding."""
+    import importlib
+
+    from scratchnn.perf import scatter
+    E = importlib.import_module("scratchnn.functional.embedding")   # (F.embedding: the op)
+    rng = np.random.default_rng(positions)
+    idx = rng.integers(0, num, size=positions)
+    g = (rng.standard_normal((positions, 6)) * 10.0 ** rng.integers(-3, 4, (positions, 1))
+         ).astype(dtype)                                          # magnitudes 1e-3 .. 1e3
+    g[::7] = -0.0
+    ref = np.zeros((num, 6), dtype)
+    np.add.at(ref, idx, g)
+    got = scatter.add_rows(num, idx, g)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.view(f"i{got.itemsize}"), ref.view(f"i{ref.itemsize}"))
+    w = rng.standard_normal((num, 6)).astype(dtype)
+    for route in ("levels", "np.add.at"):
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in E.ROUTES[route].items():
+                mp.setattr(scatter, key.rsplit(".", 1)[1], value)
+            if positions:
+                assert E.choose_route(idx, num) == route
+            _, pb = scratchnn.vjp(F.embedding, idx.reshape(-1, 1), w)
+            dw = pb(g.reshape(-1, 1, 6))[1]
+            np.testing.assert_array_equal(dw.view(f"i{dw.itemsize}"), ref.view(f"i{ref.itemsize}"))

@@ -25,7 +25,8 @@ from ..autodiff import defop
 Array = np.ndarray
 
 __all__ = ["embedding", "one_hot", "embedding_forward", "embedding_backward",
-           "one_hot_forward", "one_hot_backward", "check_indices", "check_padding_idx"]
+           "one_hot_forward", "one_hot_backward", "check_indices", "check_padding_idx",
+           "contributions"]
 
 
 def check_indices(fn: str, name: str, input: Any, num: int | None) -> Array:
@@ -101,17 +102,23 @@ def embedding_backward(ctx: EmbeddingCtx, dy: Array) -> tuple[None, Array]:
     ``scale_grad_by_freq``: each contribution divided by the count of its index in ``input``;
     ``padding_idx``: that row's gradient is zero. The indices get no gradient.
     """
-    D = dy.shape[-1]
-    idx = ctx.input.reshape(-1)                                        # (P,)
-    g = dy.reshape(-1, D)                                              # (P, D)
-    if ctx.scale_grad_by_freq:
-        counts = np.bincount(idx, minlength=ctx.num).astype(dy.dtype)  # (V,)
-        g = g / counts[idx][:, None]
-    dweight = np.zeros((ctx.num, D), dtype=dy.dtype)                   # (V, D)
+    idx, g = contributions(ctx, dy)                                    # (P,), (P, D)
+    dweight = np.zeros((ctx.num, g.shape[1]), dtype=dy.dtype)          # (V, D)
     np.add.at(dweight, idx, g)
     if ctx.padding_idx is not None:
         dweight[ctx.padding_idx] = 0
     return None, dweight
+
+
+def contributions(ctx: EmbeddingCtx, dy: Array) -> tuple[Array, Array]:
+    """What each position sends back: the row it read, idx (P,), and its gradient g (P, D) —
+    dy[p], divided by the count of idx[p] with ``scale_grad_by_freq``."""
+    idx = ctx.input.reshape(-1)                                        # (P,)
+    g = dy.reshape(-1, dy.shape[-1])                                   # (P, D)
+    if ctx.scale_grad_by_freq:
+        counts = np.bincount(idx, minlength=ctx.num).astype(dy.dtype)  # (V,)
+        g = g / counts[idx][:, None]
+    return idx, g
 
 
 embedding = defop(embedding_forward, embedding_backward)
