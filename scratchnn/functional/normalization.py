@@ -150,18 +150,23 @@ def _affine_into(hb: Array, yb: Array, weight: Array | None, bias: Array | None)
 
 def _grad_rows_into(dyb: Array, hb: Array, rb: Array, gb: Array, weight: Array | None,
                     center: bool) -> None:
-    """dx = (1/σ)·(dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂)), dx̂ = γ ⊙ dy, rows into ``gb``."""
+    """dx = (1/σ)·(dx̂ − mean(dx̂) − x̂c·mean(dx̂ ⊙ x̂c)), dx̂ = γ ⊙ dy, rows into ``gb``;
+    x̂c = x̂ − mean(x̂), the textbook's re-centring (``normalize_backward``), folded into the
+    per-row scalars: mean(dx̂ ⊙ x̂c) = mean(dx̂ ⊙ x̂) − mean(x̂)·mean(dx̂) and
+    x̂c·p + mean(dx̂) = x̂·p + (mean(dx̂) − mean(x̂)·p) — no extra pass over the block."""
     K = max(dyb.shape[1], 1)
     if weight is not None:
         np.multiply(dyb, weight, out=gb)                             # dx̂
     else:
         gb[...] = dyb
     proj = np.vecdot(gb, hb)[:, None] / K                            # mean(dx̂ ⊙ x̂), (M, 1)
-    t = np.multiply(hb, proj, out=_scratch(hb, "x̂ mean(dx̂ x̂)"))   # x̂·mean(dx̂ ⊙ x̂)
     if center:
-        mdx = np.einsum("ij->i", gb)
-        mdx /= K
-        t += mdx[:, None]                                            # + mean(dx̂)
+        mx = (np.einsum("ij->i", hb) / K)[:, None]                   # mean(x̂), (M, 1)
+        mdx = (np.einsum("ij->i", gb) / K)[:, None]                  # mean(dx̂)
+        proj -= mx * mdx                                             # mean(dx̂ ⊙ x̂c)
+    t = np.multiply(hb, proj, out=_scratch(hb, "x̂ mean(dx̂ x̂)"))   # x̂·mean(dx̂ ⊙ x̂c)
+    if center:
+        t += mdx - mx * proj                                         # + mean(dx̂) − mean(x̂)·p
     gb -= t
     gb *= rb
 
@@ -377,23 +382,31 @@ def batch_norm_backward(ctx: Any, dy: Array) -> tuple:
     p_dy = np.empty((len(spans), xhat.shape[1]), xhat.dtype)
     p_dyx = np.empty_like(p_dy)
 
+    p_x = np.empty_like(p_dy)
+
     def sums(k: int, i: int, j: int) -> None:
         p_dy[k] = _sum_rows(dy3[i:j])
         p_dyx[k] = _dot_rows(dy3[i:j], xhat[i:j])
+        p_x[k] = _sum_rows(xhat[i:j])
     _blockwise(sums, spans, xhat.size)
     sdy, sdyx = np.add.reduce(p_dy, axis=0), np.add.reduce(p_dyx, axis=0)   # dβ, dγ (C,)
+    mx = np.add.reduce(p_x, axis=0) / ctx.n                            # mean(x̂), (C,)
+    # x̂ re-centred as the textbook's normalize_backward, folded into the per-channel means:
+    # mean(dy ⊙ x̂c) = mean(dy ⊙ x̂) − mean(x̂)·mean(dy), and x̂c·m2 + mean(dy) = x̂·m2 + m1
+    mean_dy = sdy / ctx.n
+    m2c = sdyx / ctx.n - mx * mean_dy
     g = ctx.rstd if ctx.weight is None else ctx.weight * ctx.rstd      # γ/σ, (C,)
     C, S = xhat.shape[1:]
     k_ = _tile(g, (C, S), "channel 1", column=True)                   # (C, S) each
-    m1 = _tile(sdy / ctx.n, (C, S), "channel 2", column=True)
-    m2 = _tile(sdyx / ctx.n, (C, S), "channel 3", column=True)
+    m1 = _tile(mean_dy - mx * m2c, (C, S), "channel 2", column=True)
+    m2 = _tile(m2c, (C, S), "channel 3", column=True)
     dx = recycle.empty(xhat.shape, xhat.dtype)
 
     def grad(k: int, i: int, j: int) -> None:
         out = dx[i:j]
-        np.multiply(xhat[i:j], m2, out=out)                            # x̂·mean(dy ⊙ x̂)
+        np.multiply(xhat[i:j], m2, out=out)                            # x̂·mean(dy ⊙ x̂c)
         np.subtract(dy3[i:j], out, out=out)
-        out -= m1                                                      # − mean(dy)
+        out -= m1                                                      # − mean(dy) + …
         out *= k_                                                      # · γ/σ
     _blockwise(grad, spans, xhat.size)
     return (dx.reshape(dy.shape), None, None, None if ctx.weight is None else sdyx,
