@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import torch
 
+import scratchnn
 import scratchnn.functional as F
 import scratchnn.nn as nn
+import scratchnn.textbook as T
 from reference.specs.attention import _given_masks
 
 E, H, L, S, N = 8, 2, 5, 4, 3
@@ -366,3 +368,28 @@ def test_sdpa_float_mask_broadcast(batch, mask_shape):
     for sdpa in (F.scaled_dot_product_attention, T.scaled_dot_product_attention):
         with pytest.raises(ValueError, match="scaled_dot_product_attention.*attn_mask"):
             sdpa(q, k, v, rng.standard_normal((5,) + batch + (4, 6)))
+
+
+@pytest.mark.parametrize("L, S", [(1, 2), (3, 4), (4, 3)])
+def test_sdpa_causal_with_scale_zero_is_the_documented_formula(L, S):
+    """scale = 0 with is_causal: every score is 0 before the mask, so each query averages the
+    keys it may see. torch 2.13's CPU kernel returns NaN there (it scales after masking,
+    0·(−inf)); its documented formula — and the same call with the explicit lower-triangular
+    mask — give the average, and so does scratchnn (both editions, values and gradients)."""
+    rng = np.random.default_rng(L * 10 + S)
+    q, k, v = (rng.standard_normal((2, L, 3)), rng.standard_normal((2, S, 3)),
+               rng.standard_normal((2, S, 2)))
+    keep = np.tril(np.ones((L, S), dtype=bool))
+    dout = rng.standard_normal((2, L, 2))
+    t = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    ref = torch.nn.functional.scaled_dot_product_attention(*t, attn_mask=torch.tensor(keep),
+                                                          scale=0.0)
+    ref.backward(torch.tensor(dout))
+    expect = (keep / keep.sum(1, keepdims=True)) @ v                 # the plain average
+    np.testing.assert_allclose(ref.detach().numpy(), expect, rtol=1e-12)
+    for E in (F, T):
+        out, pb = scratchnn.vjp(E.scaled_dot_product_attention, q, k, v, is_causal=True,
+                                scale=0.0)
+        np.testing.assert_allclose(out, expect, rtol=1e-12)
+        for g, tt in zip(pb(dout)[:3], t):
+            np.testing.assert_allclose(g, tt.grad.numpy(), rtol=1e-10, atol=1e-12)

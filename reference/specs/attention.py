@@ -143,8 +143,11 @@ def sdpa_cases(regime: str):
             kw["is_causal"] = True
         elif mask != "none":
             args += (_mask_like(d, rng, qk + (L, S), mask, True),)
-        if d(st.integers(0, 2)) == 0:
-            kw["scale"] = d(st.sampled_from([0.0, 0.3, 1.0, -0.7]))
+        if d(st.integers(0, 2)) == 0:      # not 0 with is_causal: torch's CPU kernel then
+            # gives NaN (it scales after masking: 0·(−inf)), against its documented formula
+            # (tests/test_attention.py checks that case against the explicit causal mask)
+            kw["scale"] = d(st.sampled_from([0.3, 1.0, -0.7] + ([] if mask == "causal"
+                                                              else [0.0])))
         if d(st.integers(0, 3)) == 0:
             kw["dropout_p"] = d(st.sampled_from([0.2, 0.5, 1.0]))
             kw["generator"] = np.random.default_rng(d(seeds))
