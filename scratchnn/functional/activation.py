@@ -270,7 +270,7 @@ def leaky_relu_forward(input: Array, negative_slope: float = 0.01,
 
     Blocked, two passes a block for 0 < a ≤ 1: y = max(a·x, x) (a·x ≥ x exactly where x ≤ 0;
     at ±0 both are the one zero, at ±inf a·x = x), min(a·x, x) for a > 1. For a ≤ 0 (where
-    0·inf is NaN and a·(±0) changes the zero's sign) or a NaN slope: y = x ⊙ f with the
+    0·inf is NaN and a·(±0) changes the zero's sign): y = x ⊙ f with the
     backward's factor f, exactly 1 or a. Either way the textbook's np.where values bit for bit,
     and only y is written: the backward rebuilds f from x.
     """

@@ -380,9 +380,7 @@ def batch_norm_backward(ctx: Any, dy: Array) -> tuple:
     xhat, spans = ctx.xhat, ctx.spans
     dy3 = dy.reshape(xhat.shape)                                       # (N, C, S)
     p_dy = np.empty((len(spans), xhat.shape[1]), xhat.dtype)
-    p_dyx = np.empty_like(p_dy)
-
-    p_x = np.empty_like(p_dy)
+    p_dyx, p_x = np.empty_like(p_dy), np.empty_like(p_dy)
 
     def sums(k: int, i: int, j: int) -> None:
         p_dy[k] = _sum_rows(dy3[i:j])
