@@ -400,7 +400,6 @@ def test_stepping_through_a_textbook_norm_stays_in_the_textbook(op, args, kw):
 def test_fast_rows_engine_equals_textbook_on_every_route(op, dtype, monkeypatch):
     """The generic tests/test_textbook.py does this over the registry; here on a few fixed
     shapes, incl. many rows (several blocks and threads) and empty ones."""
-    import importlib
     import scratchnn.functional.normalization as FN
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=3e-5, atol=3e-5)
     for shape, ns in (((37, 6, 5), (6, 5)), ((300, 7), (7,)), ((0, 4), (4,)), ((3, 0), (0,))):
@@ -474,7 +473,6 @@ def test_fast_rows_engine_is_bit_identical_across_thread_counts(monkeypatch):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_fast_batch_norm_equals_textbook_on_every_route(dtype, monkeypatch):
-    import importlib
     import scratchnn.functional.normalization as FN
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=3e-5, atol=3e-5)
     for shape in ((7, 3, 4, 5), (9, 2), (5, 4, 6), (0, 3, 2), (2, 3, 2, 2, 2)):

@@ -10,8 +10,6 @@ over 96 rows of 128: 1.59 → 0.40 ms). Which path runs is decided in :func:`cho
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..autodiff import defop
@@ -42,8 +40,12 @@ def choose_route(idx: Array, num: int) -> str:
     return "levels" if scatter.levels(idx, num) <= scatter.MAX_LEVELS else "np.add.at"
 
 
-def embedding_forward(*args: Any, **kwargs: Any) -> tuple[Array, EmbeddingCtx]:
-    return textbook_forward(*args, **kwargs)
+def embedding_forward(input: Array, weight: Array, padding_idx: int | None = None,
+                      max_norm: float | None = None, norm_type: float = 2.0,
+                      scale_grad_by_freq: bool = False, sparse: bool = False
+                      ) -> tuple[Array, EmbeddingCtx]:
+    return textbook_forward(input, weight, padding_idx, max_norm, norm_type,
+                            scale_grad_by_freq, sparse)
 
 
 embedding_forward.__doc__ = textbook_forward.__doc__
@@ -53,9 +55,9 @@ def embedding_backward(ctx: EmbeddingCtx, dy: Array) -> tuple[None, Array]:
     """dweight[i] = Σ_{p: input[p] = i} dy[p]: on the ``'levels'`` route the textbook's
     contributions scattered by :func:`scratchnn.perf.scatter.add_rows` (``np.add.at``'s
     bits), the padding row zeroed; else the textbook's backward."""
-    idx, g = contributions(ctx, dy)
-    if choose_route(idx, ctx.num) == "np.add.at":
+    if choose_route(ctx.input.reshape(-1), ctx.num) == "np.add.at":
         return textbook_backward(ctx, dy)
+    idx, g = contributions(ctx, dy)
     dweight = scatter.add_rows(ctx.num, idx, g)
     if ctx.padding_idx is not None:
         dweight[ctx.padding_idx] = 0
