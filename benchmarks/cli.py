@@ -66,11 +66,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-time", type=float, default=None,
                    help="seconds one timed sample lasts at least (default 0.05, --quick 0.02)")
     p.add_argument("--settle", type=float, default=0.2,
-                   help="seconds to sleep whenever the timed side changes, so that neither side "
-                        "runs while the other's BLAS/OpenMP threads still spin (default 0.2)")
-    p.add_argument("--rewarm", type=float, default=0.03,
-                   help="seconds of untimed calls after each pause, before the timed sample, "
-                        "while the cores come back to speed from the sleep (default 0.03)")
+                   help="seconds of untimed calls of the next side whenever the timed side "
+                        "changes, while the other side's BLAS/OpenMP threads stop spinning "
+                        "(default 0.2)")
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="seconds to sleep at each switch before the settling calls (default 0; "
+                        "the harness's method before 2026-12-03 evening: --idle 0.2 "
+                        "--settle 0.03)")
     p.add_argument("--profile", choices=("missed", "all", "none"), default="missed",
                    help="cProfile scratchnn's forward+backward for cases that miss their "
                         "target (default), every case, or none")
@@ -152,8 +154,7 @@ def _run_peers(case: cases_mod.Case, sides: dict, dtype: np.dtype, cfg: dict) ->
             res = compare({"scratchnn": sides["scratchnn"][1], name: fwdbwd},
                           repeats=min(cfg["repeats"], 5), warmup=1, min_time=cfg["min_time"],
                           budget=cfg["budget"] / 3, min_repeats=1, settle=cfg["settle"],
-                          rewarm=cfg["rewarm"],
-                          max_extra_warmup=0)
+                          idle=cfg["idle"], max_extra_warmup=0)
             med, q1, q3 = paired_ratio(res[name][0], res["scratchnn"][0])
             out[name] = {"status": "ok", "detail": detail, "time": stats(*res[name]),
                          "ratio_to_scratchnn": {"median": med, "q1": q1, "q3": q3}}
@@ -180,22 +181,22 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
         sides = case.build(dtype, cuda)
         times, ratio = {}, {}
         programs = {}
-        if case.floor is not None:                 # the floor's GEMMs, timed beside the sides
-            programs = {mode: rates.gemm_program(getattr(case.floor, mode))
+        if case.floor is not None:                 # the floor's work, timed beside the sides
+            programs = {mode: rates.program(getattr(case.floor, mode))
                         for mode in ("fwd", "fwdbwd")}
         for mode, idx in (("fwd", 0), ("fwdbwd", 1)):
             fns = {s: pair[idx] for s, pair in sides.items()}
             if programs.get(mode) is not None:
-                fns["floor_gemm"] = programs[mode]
+                fns["floor"] = programs[mode]
             res = compare(fns,
                           repeats=cfg["repeats"], warmup=cfg["warmup"],
                           min_time=cfg["min_time"], budget=cfg["budget"],
                           min_repeats=min(3, cfg["repeats"]), settle=cfg["settle"],
-                          rewarm=cfg["rewarm"])
+                          idle=cfg["idle"])
             times[mode] = {s: stats(smp, num) for s, (smp, num) in res.items()
-                           if s != "floor_gemm"}
-            if "floor_gemm" in res:
-                programs[mode] = stats(*res["floor_gemm"]).median
+                           if s != "floor"}
+            if "floor" in res:
+                programs[mode] = programs[mode].seconds()
             med, q1, q3 = paired_ratio(res["scratchnn"][0], res["torch"][0])
             ratio[mode] = {"median": med, "q1": q1, "q3": q3}
         floor, floor_ratio = {}, {}
@@ -203,7 +204,7 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
             for mode in ("fwd", "fwdbwd"):
                 g = programs.get(mode)
                 floor[mode] = rates.time(getattr(case.floor, mode),
-                                         gemm_s=g if isinstance(g, float) else None)
+                                         measured_s=g if isinstance(g, float) else None)
                 floor_ratio[mode] = {s: st.median / floor[mode]["total_s"]
                                      for s, st in times[mode].items() if s != "naive"}
             floor["text"] = case.floor.text
@@ -320,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "min_time": args.min_time if args.min_time is not None else
            (0.02 if quick else 0.05),
            "budget": 3.0 if quick else 15.0, "profile": args.profile, "settle": args.settle,
-           "rewarm": args.rewarm,
+           "idle": args.idle,
            "profile_time": 0.25 if quick else 0.5,
            "peers_available": list((peers_info or {}).get("available", {}))}
     os.makedirs(args.out, exist_ok=True)

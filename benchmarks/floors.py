@@ -17,7 +17,15 @@ A case describes its work (:class:`Work`, forward and forward+backward, in :clas
   thread or split).
 * **random draws** — one ``Generator.random(out=)`` per random number (dropout's mask).
 
-floor = Σ GEMM time × count + moved bytes / bandwidth + exp elements / exp rate + draws / rate.
+floor = Σ GEMM time × count + moved bytes / bandwidth + exp elements / exp rate + draws / rate,
+
+measured, not computed: :meth:`Rates.program` does exactly that work in NumPy (the products in
+their fastest orientations, the bytes as one ``np.copyto`` of the 64 MiB buffer's first
+elements, the exp passes, the draws), and the benchmark times it as a third side interleaved
+with scratchnn and torch, so that the floor sees the machine in the same state as the case.
+The rates measured once at the start of a run give each part's share (``estimate_s``); taken
+alone they drifted by up to 2× between runs (a 64 MiB copy at 27 and at 15 GB/s, an hour
+apart).
 
 It is a lower bound for a NumPy program only in the sense of "no NumPy program does this work
 with fewer passes": an op whose arrays stay in cache can beat the bandwidth part, and torch,
@@ -231,46 +239,54 @@ class Rates:
         dst = np.empty_like(src)
         x = np.random.default_rng(0).standard_normal(1 << 22).astype(self.dtype)
         y = np.empty_like(x)
-        gen = np.random.default_rng(0)
         rnd = np.empty(1 << 22, self.dtype if self.dtype.kind == "f" else np.float64)
-        pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
-
-        def split(fn, *arrays):
-            def run():
-                if pool is None:
-                    return fn(*arrays)
-                k = len(arrays[0]) // self.threads
-                parts = [tuple(a[i * k:(i + 1) * k if i < self.threads - 1 else None]
-                               for a in arrays) for i in range(self.threads)]
-                list(pool.map(lambda p: fn(*p), parts))
-            return run
-
-        def best(fn, *arrays):
-            one = _median_time(lambda: fn(*arrays), reps, mt)
-            return min(one, _median_time(split(fn, *arrays), reps, mt)) if pool else one
-
-        try:
-            t_copy = best(lambda d, s: np.copyto(d, s), dst, src)
-            t_exp = best(lambda o, i: np.exp(i, out=o), y, x)
-            gens = [np.random.default_rng(i) for i in range(self.threads)]
-            t_rand_1 = _median_time(lambda: gen.random(out=rnd, dtype=rnd.dtype), reps, mt)
-            if pool:
-                k = len(rnd) // self.threads
-                t_rand = min(t_rand_1, _median_time(lambda: list(pool.map(
-                    lambda i: gens[i].random(out=rnd[i * k:(i + 1) * k], dtype=rnd.dtype),
-                    range(self.threads))), reps, mt))
-            else:
-                t_rand = t_rand_1
-        finally:
-            if pool:
-                pool.shutdown()
-        self.copy_bytes_per_s = 2 * src.nbytes / t_copy          # one read + one write
-        self.exp_per_s = x.size / t_exp
-        self.rand_per_s = rnd.size / t_rand
+        self._gens = [np.random.default_rng(i) for i in range(max(1, self.threads))]
+        self._bufs = {"copy": (dst, src), "exp": (y, x), "rand": (rnd,)}
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self._split: dict[str, bool] = {}
+        t = {}
+        for name, (buf, *_) in self._bufs.items():
+            t[name] = _median_time(lambda: self._kernel(name, 0, len(buf)), reps, mt)
+            if self._pool is not None:
+                t_split = _median_time(lambda: self._split_run(name, len(buf)), reps, mt)
+                self._split[name] = t_split < t[name]
+                t[name] = min(t[name], t_split)
+        self.copy_bytes_per_s = 2 * src.nbytes / t["copy"]          # one read + one write
+        self.exp_per_s = x.size / t["exp"]
+        self.rand_per_s = rnd.size / t["rand"]
         self.detail = {"copy_buffer_MiB": src.nbytes / 2 ** 20,
                        "copy_GB_per_s": self.copy_bytes_per_s / 1e9,
                        "exp_Gelem_per_s": self.exp_per_s / 1e9,
-                       "random_Gelem_per_s": self.rand_per_s / 1e9}
+                       "random_Gelem_per_s": self.rand_per_s / 1e9,
+                       "split_over_threads": dict(self._split)}
+
+    def _kernel(self, name: str, a: int, b: int, gen: int = 0) -> None:
+        """One floor kernel over elements ``[a, b)`` of its buffers: ``"copy"`` (np.copyto),
+        ``"exp"`` (np.exp, out=) or ``"rand"`` (``Generator.random``, out=; generator ``gen``)."""
+        if name == "copy":
+            dst, src = self._bufs["copy"]
+            np.copyto(dst[a:b], src[a:b])
+        elif name == "exp":
+            y, x = self._bufs["exp"]
+            np.exp(x[a:b], out=y[a:b])
+        else:
+            rnd = self._bufs["rand"][0][a:b]
+            self._gens[gen].random(out=rnd, dtype=rnd.dtype)
+
+    def _split_run(self, name: str, n: int) -> None:
+        """``name``'s kernel over its first ``n`` elements, one contiguous part per thread."""
+        k = -(-n // self.threads)
+        list(self._pool.map(lambda i: self._kernel(name, i * k, min(n, (i + 1) * k), i),
+                            range(self.threads)))
+
+    def _full(self, name: str) -> None:
+        """``name``'s kernel over its whole buffer, on one thread or split over the threads,
+        as the rate measurement found faster."""
+        n = len(self._bufs[name][0])
+        if self._split.get(name):
+            self._split_run(name, n)
+        else:
+            self._kernel(name, 0, n)
 
     def gemm_time(self, m: int, k: int, n: int) -> tuple[float, str]:
         """Seconds for one (m, k)·(k, n) product in its fastest orientation, and which."""
@@ -304,35 +320,68 @@ class Rates:
                     best = min(best, (t, label, (at, bt, ct)), key=lambda v: v[0])
         return best
 
-    def gemm_program(self, work: Work) -> Callable[[], None] | None:
-        """A callable running ``work``'s products in their fastest orientations (``None``
-        without products): the benchmark times it interleaved with the sides, so that the
-        floor's GEMM part is measured under the same conditions as the case."""
-        if not work.gemms:
-            return None
+    def program(self, work: Work) -> "FloorProbe | None":
+        """A :class:`FloorProbe` for ``work`` (``None`` for no work), for the benchmark to
+        time interleaved with the sides."""
         calls = []
         for m, k, n, cnt in work.gemms:
             self.gemm_time(m, k, n)
             calls.append((*self._operands(m, k, n, self._gemm[(m, k, n)][2]), cnt))
+        copied = work.bytes(self.dtype.itemsize) / 2 / self.dtype.itemsize   # read + write
+        passes = [(name, n / len(self._bufs[name][0]))
+                  for name, n in (("copy", copied), ("exp", work.exp), ("rand", work.rand))
+                  if n > 0]
+        if not calls and not passes:
+            return None
+        return FloorProbe(self, calls, passes)
 
-        def run() -> None:
-            for a, b, out, cnt in calls:
-                for _ in range(cnt):
-                    np.matmul(a, b, out=out)
-        return run
-
-    def time(self, work: Work, gemm_s: float | None = None) -> dict:
-        """The floor of ``work``: total seconds and its parts (``gemm_s``: the GEMM part as
-        measured by :meth:`gemm_program`, else from the per-shape times)."""
-        g = gemm_s if gemm_s is not None else sum(
-            self.gemm_time(m, k, n)[0] * cnt for m, k, n, cnt in work.gemms)
+    def time(self, work: Work, measured_s: float | None = None) -> dict:
+        """The floor of ``work``: ``total_s`` — ``measured_s`` (its :class:`FloorProbe`'s
+        :meth:`~FloorProbe.seconds`, measured beside the case) when given, else the sum of
+        the parts — and the parts at the rates measured at the start of the run (their sum:
+        ``estimate_s``)."""
+        g = sum(self.gemm_time(m, k, n)[0] * cnt for m, k, n, cnt in work.gemms)
         mem = work.bytes(self.dtype.itemsize) / self.copy_bytes_per_s
         ex = work.exp / self.exp_per_s
         rd = work.rand / self.rand_per_s
-        return {"total_s": g + mem + ex + rd, "gemm_s": g, "memory_s": mem, "exp_s": ex,
-                "random_s": rd, "flops": work.flops(),
-                "bytes": work.bytes(self.dtype.itemsize)}
+        est = g + mem + ex + rd
+        return {"total_s": est if measured_s is None else measured_s, "estimate_s": est,
+                "gemm_s": g, "memory_s": mem, "exp_s": ex, "random_s": rd,
+                "flops": work.flops(), "bytes": work.bytes(self.dtype.itemsize)}
 
     def gemm_table(self) -> list[dict]:
         return [{"shape": list(k), "time_s": t, "gflops": 2.0 * k[0] * k[1] * k[2] / t / 1e9,
                  "orientation": o} for k, (t, o, _) in self._gemm.items()]
+
+
+class FloorProbe:
+    """A case's floor, measured while the case runs: each call does the work's products in
+    their fastest orientations, then one pass of each rate kernel the work needs (a copy of
+    the 64 MiB buffer, ``np.exp`` over the 4M-element one, the 4M random draws; on one thread
+    or split, as :class:`Rates` found faster) and records how long each part took. The floor
+    is then :meth:`seconds`: the products' median time plus each kernel's median time scaled
+    to the work's amount — the machine's rates taken in the same minutes as the case, at the
+    same buffer sizes as the start-of-run rates (a copy of the case's own byte count instead
+    would run from the cache and change what the floor means)."""
+
+    def __init__(self, rates: Rates, gemms: list, passes: list[tuple[str, float]]):
+        self.rates, self.gemms, self.passes = rates, gemms, passes
+        self.records: list[list[float]] = []       # per call: [products, *passes] seconds
+
+    def __call__(self) -> None:
+        t0 = time.perf_counter()
+        for a, b, out, cnt in self.gemms:
+            for _ in range(cnt):
+                np.matmul(a, b, out=out)
+        times = [time.perf_counter() - t0]
+        for name, _ in self.passes:
+            t0 = time.perf_counter()
+            self.rates._full(name)
+            times.append(time.perf_counter() - t0)
+        self.records.append(times)
+
+    def seconds(self) -> float:
+        """The floor from the calls so far: median products time + Σ median pass time × the
+        work's amount over the pass's buffer size."""
+        med = np.median(np.asarray(self.records), axis=0)
+        return float(med[0] + sum(m * scale for m, (_, scale) in zip(med[1:], self.passes)))

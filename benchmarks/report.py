@@ -272,6 +272,16 @@ def _warnings_md(results: dict) -> list[str]:
     return (["## Warnings", ""] + [f"- **{x}**" for x in w] + [""]) if w else []
 
 
+def _switch_text(cfg: dict) -> str:
+    """What the harness did at every switch between sides (results.json's config; a run from
+    before ``--idle`` slept ``settle`` seconds and then called for ``rewarm``)."""
+    if "rewarm" in cfg:
+        return (f"{cfg['settle']} s pause at every switch, then {cfg['rewarm']} s of untimed "
+                f"calls of the next side.")
+    idle = f"{cfg['idle']} s of sleep, then " if cfg.get("idle") else ""
+    return f"at every switch {idle}{cfg['settle']} s of untimed calls of the next side."
+
+
 def write_markdown(results: dict, path: str) -> None:
     from .cases import TARGET_NOTE
     cfg, m = results["config"], results["machine"]
@@ -282,8 +292,7 @@ def write_markdown(results: dict, path: str) -> None:
              f"dtype {cfg['dtype']}, device {cfg['device']}, repeats {cfg['repeats']} "
              f"(median; fewer for slow cases, at least 3), warm-up {cfg['warmup']} (more until "
              f"two calls agree within 10 %), interleaved scratchnn/torch, "
-             f"{cfg['settle']} s pause at every switch, then "
-             f"{cfg.get('rewarm', 0)} s of untimed calls of the next side.", "",
+             + _switch_text(cfg), "",
              *_warnings_md(results),
              format_table(headers, rows, markdown=True), "",
              "## How to read it", "",

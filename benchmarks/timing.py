@@ -10,22 +10,25 @@ with ``number`` calibrated once per side so that a sample lasts at least ``min_t
 the garbage collector is off during a sample. Before sampling, every side is warmed up (first
 calls pay for BLAS thread start-up, allocator growth, torch's dispatcher caches).
 
-Why a pause between sides: after a call, OpenBLAS's worker threads keep spinning for ~0.1 s
-before they sleep (and OpenMP's may too). Timed right after a NumPy GEMM, torch's linear
-forward+backward at 2 threads measured 22 ms instead of 8 ms on this machine — its threads were
-fighting spinning OpenBLAS threads for the two cores. So whenever the side changes, ``compare``
-first sleeps ``settle`` seconds (default 0.2 s, where the effect had vanished), and neither
-side pays for the other's idle threads.
+Why the next side settles before it is timed: after a call, OpenBLAS's worker threads keep
+spinning for ~0.1 s before they sleep (and OpenMP's may too). Timed right after a NumPy GEMM,
+torch's linear forward+backward at 2 threads measured 22 ms instead of 8 ms on this machine —
+its threads were fighting spinning OpenBLAS threads for the two cores. So whenever the side
+changes, ``compare`` first calls the next side untimed for ``settle`` seconds (default 0.2 s,
+where the effect had vanished): the other side's threads stop spinning meanwhile, and neither
+side's timed sample pays for them.
 
-Why a warm-up after the pause: the pause has a cost of its own. After 0.2 s of sleep the cores
-run slow for their first few milliseconds of work (clock or virtual-CPU wake-up): a 16 MiB
-``np.multiply`` took 2.8, 2.7, 2.1, 1.6 ms on its first four calls and 1.3–1.4 ms from then on,
-the same product over two threads 3.1 ms then 0.9 ms for about 15 ms of work, torch's 2.0 ms
-then 0.7 ms. A 50 ms sample began with that ramp on both sides, and by unequal amounts:
-leaky_relu's forward+backward measured 10.5 ms paired with torch and 7.3 ms timed alone. So
-after each pause, ``compare`` calls the side untimed for ``rewarm`` seconds (at least once;
-default 0.03 s) before the timed sample: the idle threads of the other side are gone and the
-cores are back at speed.
+Why calls, not a sleep: the harness used to *sleep* ``settle`` seconds and then call the next
+side for 0.03 s. The sleep had a cost of its own: after it the cores ran slow for their first
+milliseconds of work — and on some switches for 50–100 ms (clock or virtual-CPU wake-up). relu's
+forward measured 1.5 ms per call 0.2 s into steady work, 3.3 ms in the first 30 ms after a
+0.2 s sleep, 1.9 ms after 100 ms. A 50 ms sample then began with that ramp, by unequal amounts
+on the two sides, and the paired ratio spread: relu's forward+backward 1.95 [1.90–2.31] after
+a sleep, 1.76 [1.69–1.92] with busy settling; the linear case 1.10 [0.91–1.22] against
+1.01 [0.98–1.04] (same process, 15 repeats each). Busy, the cores never idle between samples,
+and each side is timed in the steady state of its own work, as in a training loop. ``idle``
+seconds of sleep before the settling calls (default 0) reproduce the old method
+(``idle=0.2, settle=0.03``).
 """
 from __future__ import annotations
 
@@ -85,7 +88,7 @@ def _sample(fn: Callable[[], object], number: int) -> float:
             gc.enable()
 
 
-def _rewarm(fn: Callable[[], object], seconds: float) -> None:
+def _settle(fn: Callable[[], object], seconds: float) -> None:
     """Call ``fn`` untimed until ``seconds`` have passed (at least once when ``seconds > 0``)."""
     if seconds <= 0:
         return
@@ -97,8 +100,8 @@ def _rewarm(fn: Callable[[], object], seconds: float) -> None:
 
 def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 1,
             min_time: float = 0.02, budget: float = 30.0, min_repeats: int = 3,
-            settle: float = 0.2, stable: float = 0.1, max_extra_warmup: int = 5,
-            rewarm: float = 0.03) -> dict[str, tuple[list[float], int]]:
+            settle: float = 0.2, idle: float = 0.0, stable: float = 0.1,
+            max_extra_warmup: int = 5) -> dict[str, tuple[list[float], int]]:
     """Time each callable in ``fns``, interleaved; return ``{side: (samples, number)}``.
 
     ``warmup`` untimed calls per side (at least one: it also estimates the time per call),
@@ -106,9 +109,9 @@ def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int =
     than 1 ms) differ by more than ``stable`` (first calls pay for oneDNN's primitive creation,
     allocator growth, BLAS thread start-up: torch's first conv2d call measured 3× its next);
     ``repeats`` samples per side, reduced (never below ``min_repeats``) when the estimate says
-    the case would take longer than ``budget`` seconds in all; ``settle`` seconds of sleep
-    whenever the side changes, then untimed calls of the next side for ``rewarm`` seconds (at
-    least one call; see the module docstring).
+    the case would take longer than ``budget`` seconds in all; whenever the side changes,
+    ``idle`` seconds of sleep (default none), then untimed calls of the next side for
+    ``settle`` seconds (at least one call; see the module docstring).
     """
     names = list(fns)
     per_call: dict[str, float] = {}
@@ -137,9 +140,10 @@ def compare(fns: dict[str, Callable[[], object]], *, repeats: int, warmup: int =
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]        # ABBA: no side always goes first
         for name in order:
-            if name != last and settle > 0:
-                time.sleep(settle)                          # let the other side's threads idle
-                _rewarm(fns[name], rewarm)                  # and the cores come back to speed
+            if name != last:
+                if idle > 0:
+                    time.sleep(idle)
+                _settle(fns[name], settle)      # the other side's threads stop spinning meanwhile
             samples[name].append(_sample(fns[name], number[name]))
             last = name
     return {n: (samples[n], number[n]) for n in names}

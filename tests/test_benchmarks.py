@@ -93,7 +93,7 @@ def test_selection_quick_subset_and_every_listed_family_present():
 def test_interleaved_compare_and_paired_ratio():
     calls = []
     res = compare({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                  repeats=4, warmup=1, min_time=0.0, rewarm=0.0)
+                  repeats=4, warmup=1, min_time=0.0, settle=0.0)
     assert calls == ["a", "b"] + ["a", "b", "b", "a"] * 2      # warm-up, then ABBA order
     assert [len(res[s][0]) for s in "ab"] == [4, 4]
     s = stats([1.0, 2.0, 3.0, 4.0, 100.0])
@@ -163,7 +163,7 @@ def test_every_case_has_a_floor_and_the_issue_targets():
     assert len(step.fwdbwd.gemms) == 2 + 3 + 3 + 3 and step.fwdbwd.elems > step.fwd.elems
 
 
-def test_floor_rates_and_gemm_program_on_tiny_shapes():
+def test_floor_rates_and_program_on_tiny_shapes():
     import numpy as np
     from benchmarks import floors
     r = floors.Rates(np.float32, 2, quick=True)
@@ -172,12 +172,42 @@ def test_floor_rates_and_gemm_program_on_tiny_shapes():
     assert w.fwdbwd.flops() == 3 * w.fwd.flops() == 3 * 2 * 8 * 16 * 4
     t = r.time(w.fwdbwd)
     assert t["total_s"] == pytest.approx(t["gemm_s"]) and t["memory_s"] == 0
-    run = r.gemm_program(w.fwdbwd)
-    run()
-    assert r.gemm_program(floors.elementwise(10).fwdbwd) is None
+    assert t["total_s"] == t["estimate_s"]
+    assert r.time(w.fwdbwd, measured_s=0.5)["total_s"] == 0.5      # the interleaved median
+    probe = r.program(w.fwdbwd)
+    probe()
+    assert probe.passes == [] and probe.seconds() > 0
+    assert r.program(floors.Work()) is None
     e = r.time(floors.elementwise(1000, 1).fwdbwd)
     assert e["bytes"] == 5 * 1000 * 4 and e["exp_s"] > 0 and e["gemm_s"] == 0
     assert t["flops"] == w.fwdbwd.flops()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_floor_probe_runs_the_rate_kernels_and_scales_them(split):
+    """Each call of a case's floor probe runs its products and one whole pass of each rate
+    kernel the work needs (on one thread or split), and records each part's time; the floor
+    is the products' median plus each kernel's median scaled to the work's amount."""
+    import numpy as np
+    from benchmarks import floors
+    r = floors.Rates(np.float32, 2, quick=True)
+    r._split = dict.fromkeys(("copy", "exp", "rand"), split)
+    dst, src = r._bufs["copy"]
+    y, x = r._bufs["exp"]
+    (rnd,) = r._bufs["rand"]
+    dst[:], y[:], rnd[:] = 0, 0, -1
+    work = floors.gemm(4, 8, 2, count=3) + floors.moved(elems=len(src), exp=len(x) // 2)
+    probe = r.program(work)
+    probe()
+    assert (dst == src).all()
+    np.testing.assert_array_equal(y, np.exp(x))
+    assert (rnd == -1).all()                                       # no draws counted
+    assert [name for name, _ in probe.passes] == ["copy", "exp"]
+    assert len(probe.records) == 1 and len(probe.records[0]) == 3
+    probe.records = [[1.0, 4.0, 2.0], [3.0, 6.0, 2.0], [2.0, 5.0, 8.0]]
+    # medians 2, 5, 2; the copy moves half the buffer's length twice (read + write): 5 × 0.5
+    assert probe.seconds() == pytest.approx(2.0 + 5.0 * 0.5 + 2.0 * 0.5)
+    assert r.program(floors.moved(rand=10)).passes == [("rand", 10 / len(rnd))]
 
 
 def _fake(name, med, q1, q3, torch_med=1.0):
@@ -349,22 +379,26 @@ def test_new_cases_build_and_both_sides_agree(name):
         assert fwdbwd() is not None, side
 
 
-@pytest.mark.parametrize("rewarm, extra", [(0.0, 0), (0.0005, 1), (0.0035, 4)])
-def test_each_pause_is_followed_by_untimed_calls(clock, rewarm, extra):
-    """A fake clock, every call 1 ms: after each settle pause the next side runs untimed for
-    ``rewarm`` seconds (at least one call) before its timed sample, and only then; the samples
-    keep their own ``number`` of calls."""
+@pytest.mark.parametrize("settle, idle, extra", [(0.0, 0.0, 0), (0.0005, 0.0, 1),
+                                                (0.0035, 0.0, 4), (0.0035, 0.2, 4)])
+def test_each_switch_is_followed_by_untimed_calls(clock, settle, idle, extra):
+    """A fake clock, every call 1 ms: whenever the side changes, the next side runs untimed for
+    ``settle`` seconds (at least one call when settle > 0) before its timed sample, after
+    ``idle`` seconds of sleep, and only then; the samples keep their own ``number`` of calls."""
     calls = {"a": 0, "b": 0}
+    slept = []
 
     def side(name):
         def fn():
             calls[name] += 1
             clock.now += 0.001
         return fn
+    clock.sleep = lambda s: (slept.append(s), setattr(clock, "now", clock.now + s))
     res = compare({"a": side("a"), "b": side("b")}, repeats=2, warmup=1, min_time=0.002,
-                  settle=0.1, max_extra_warmup=0, rewarm=rewarm)
+                  settle=settle, idle=idle, max_extra_warmup=0)
     number = res["a"][1]
     assert number == 2 and res["b"][1] == 2
-    # order a, b, b, a: a pause before the 1st, 2nd and 4th sample (none between the two b's)
+    # order a, b, b, a: a switch before the 1st, 2nd and 4th sample (none between the two b's)
     assert calls["a"] == 1 + 2 * number + 2 * extra
     assert calls["b"] == 1 + 2 * number + 1 * extra
+    assert slept == ([idle] * 3 if idle else [])
