@@ -180,31 +180,29 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
             return rec
         sides = case.build(dtype, cuda)
         times, ratio = {}, {}
-        programs = {}
+        probes, measured = {}, {}
         if case.floor is not None:                 # the floor's work, timed beside the sides
-            programs = {mode: rates.program(getattr(case.floor, mode))
-                        for mode in ("fwd", "fwdbwd")}
+            probes = {mode: rates.program(getattr(case.floor, mode))
+                      for mode in ("fwd", "fwdbwd")}
         for mode, idx in (("fwd", 0), ("fwdbwd", 1)):
             fns = {s: pair[idx] for s, pair in sides.items()}
-            if programs.get(mode) is not None:
-                fns["floor"] = programs[mode]
-            res = compare(fns,
+            floor_sides = {f"floor {i}": p for i, p in enumerate(probes.get(mode, []))}
+            res = compare({**fns, **floor_sides},
                           repeats=cfg["repeats"], warmup=cfg["warmup"],
                           min_time=cfg["min_time"], budget=cfg["budget"],
                           min_repeats=min(3, cfg["repeats"]), settle=cfg["settle"],
                           idle=cfg["idle"])
             times[mode] = {s: stats(smp, num) for s, (smp, num) in res.items()
-                           if s != "floor"}
-            if "floor" in res:
-                programs[mode] = programs[mode].seconds()
+                           if s not in floor_sides}
+            if floor_sides:
+                measured[mode] = sum(p.seconds() for p in floor_sides.values())
             med, q1, q3 = paired_ratio(res["scratchnn"][0], res["torch"][0])
             ratio[mode] = {"median": med, "q1": q1, "q3": q3}
         floor, floor_ratio = {}, {}
         if case.floor is not None:
             for mode in ("fwd", "fwdbwd"):
-                g = programs.get(mode)
                 floor[mode] = rates.time(getattr(case.floor, mode),
-                                         measured_s=g if isinstance(g, float) else None)
+                                         measured_s=measured.get(mode))
                 floor_ratio[mode] = {s: st.median / floor[mode]["total_s"]
                                      for s, st in times[mode].items() if s != "naive"}
             floor["text"] = case.floor.text

@@ -19,10 +19,11 @@ A case describes its work (:class:`Work`, forward and forward+backward, in :clas
 
 floor = Σ GEMM time × count + moved bytes / bandwidth + exp elements / exp rate + draws / rate,
 
-measured, not computed: :meth:`Rates.program` does exactly that work in NumPy (the products in
-their fastest orientations, the bytes as one ``np.copyto`` of the 64 MiB buffer's first
-elements, the exp passes, the draws), and the benchmark times it as a third side interleaved
-with scratchnn and torch, so that the floor sees the machine in the same state as the case.
+measured, not computed: :meth:`Rates.program` gives probes that do that work in NumPy (the
+products in their fastest orientations; one pass of each rate kernel — the 64 MiB copy, the
+4M-element exp, the 4M draws — scaled to the work's amount), and the benchmark times them as
+extra sides interleaved with scratchnn and torch, so that the floor sees the machine in the
+same state as the case.
 The rates measured once at the start of a run give each part's share (``estimate_s``); taken
 alone they drifted by up to 2× between runs (a 64 MiB copy at 27 and at 15 GB/s, an hour
 apart).
@@ -320,9 +321,11 @@ class Rates:
                     best = min(best, (t, label, (at, bt, ct)), key=lambda v: v[0])
         return best
 
-    def program(self, work: Work) -> "FloorProbe | None":
-        """A :class:`FloorProbe` for ``work`` (``None`` for no work), for the benchmark to
-        time interleaved with the sides."""
+    def program(self, work: Work) -> list["FloorProbe"]:
+        """The :class:`FloorProbe` sides for ``work``, for the benchmark to time interleaved
+        with the case: one for its products, one for its rate kernels (none for no work).
+        Apart, because a 64 MiB copy between them would evict the products' operands from the
+        cache (the LSTM's floor measured 22 instead of 19 ms with both in one call)."""
         calls = []
         for m, k, n, cnt in work.gemms:
             self.gemm_time(m, k, n)
@@ -331,9 +334,8 @@ class Rates:
         passes = [(name, n / len(self._bufs[name][0]))
                   for name, n in (("copy", copied), ("exp", work.exp), ("rand", work.rand))
                   if n > 0]
-        if not calls and not passes:
-            return None
-        return FloorProbe(self, calls, passes)
+        return ([FloorProbe(self, calls, [])] if calls else []) + (
+            [FloorProbe(self, [], passes)] if passes else [])
 
     def time(self, work: Work, measured_s: float | None = None) -> dict:
         """The floor of ``work``: ``total_s`` — ``measured_s`` (its :class:`FloorProbe`'s
@@ -355,18 +357,32 @@ class Rates:
 
 
 class FloorProbe:
-    """A case's floor, measured while the case runs: each call does the work's products in
-    their fastest orientations, then one pass of each rate kernel the work needs (a copy of
+    """A case's floor (or its products' or rate kernels' part), measured while the case runs:
+    each call does the work's products in their fastest orientations, then one pass of each
+    rate kernel the work needs (a copy of
     the 64 MiB buffer, ``np.exp`` over the 4M-element one, the 4M random draws; on one thread
-    or split, as :class:`Rates` found faster) and records how long each part took. The floor
-    is then :meth:`seconds`: the products' median time plus each kernel's median time scaled
+    or split, as :class:`Rates` found faster) and, inside the harness's timed samples, records
+    how long each part took. The floor is then :meth:`seconds`: the products' median time plus each kernel's median time scaled
     to the work's amount — the machine's rates taken in the same minutes as the case, at the
     same buffer sizes as the start-of-run rates (a copy of the case's own byte count instead
     would run from the cache and change what the floor means)."""
 
     def __init__(self, rates: Rates, gemms: list, passes: list[tuple[str, float]]):
         self.rates, self.gemms, self.passes = rates, gemms, passes
-        self.records: list[list[float]] = []       # per call: [products, *passes] seconds
+        self.records: list[list[float]] = []   # per timed sample: mean [products, *passes] s
+        self._acc: list[float] | None = None
+        self._calls = 0
+
+    def begin_sample(self) -> None:
+        """Start recording (the harness calls it before a timed sample: warm-up and settling
+        calls, right after the other side ran, are not recorded)."""
+        self._acc, self._calls = [0.0] * (1 + len(self.passes)), 0
+
+    def end_sample(self) -> None:
+        """Stop recording; the sample's mean time of each part becomes one record."""
+        if self._acc is not None and self._calls:
+            self.records.append([a / self._calls for a in self._acc])
+        self._acc = None
 
     def __call__(self) -> None:
         t0 = time.perf_counter()
@@ -378,10 +394,12 @@ class FloorProbe:
             t0 = time.perf_counter()
             self.rates._full(name)
             times.append(time.perf_counter() - t0)
-        self.records.append(times)
+        if self._acc is not None:
+            self._acc = [a + t for a, t in zip(self._acc, times)]
+            self._calls += 1
 
     def seconds(self) -> float:
-        """The floor from the calls so far: median products time + Σ median pass time × the
-        work's amount over the pass's buffer size."""
+        """The floor from the timed samples so far: median products time + Σ median pass time
+        × the work's amount over the pass's buffer size."""
         med = np.median(np.asarray(self.records), axis=0)
         return float(med[0] + sum(m * scale for m, (_, scale) in zip(med[1:], self.passes)))

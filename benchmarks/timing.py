@@ -76,13 +76,22 @@ def paired_ratio(num: list[float], den: list[float]) -> tuple[float, float, floa
 
 
 def _sample(fn: Callable[[], object], number: int) -> float:
+    """Seconds per call over ``number`` calls. A side that defines ``begin_sample`` and
+    ``end_sample`` (the floor probe, which times its own parts) has them called around the
+    timed calls, so that it can tell them from warm-up and settling calls."""
+    begin, end = getattr(fn, "begin_sample", None), getattr(fn, "end_sample", None)
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
+        if begin is not None:
+            begin()
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
-        return (time.perf_counter() - t0) / number
+        took = (time.perf_counter() - t0) / number
+        if end is not None:
+            end()
+        return took
     finally:
         if gc_was_on:
             gc.enable()

@@ -174,10 +174,12 @@ def test_floor_rates_and_program_on_tiny_shapes():
     assert t["total_s"] == pytest.approx(t["gemm_s"]) and t["memory_s"] == 0
     assert t["total_s"] == t["estimate_s"]
     assert r.time(w.fwdbwd, measured_s=0.5)["total_s"] == 0.5      # the interleaved median
-    probe = r.program(w.fwdbwd)
+    (probe,) = r.program(w.fwdbwd)                                # products only
+    probe.begin_sample()
     probe()
+    probe.end_sample()
     assert probe.passes == [] and probe.seconds() > 0
-    assert r.program(floors.Work()) is None
+    assert r.program(floors.Work()) == []
     e = r.time(floors.elementwise(1000, 1).fwdbwd)
     assert e["bytes"] == 5 * 1000 * 4 and e["exp_s"] > 0 and e["gemm_s"] == 0
     assert t["flops"] == w.fwdbwd.flops()
@@ -197,17 +199,23 @@ def test_floor_probe_runs_the_rate_kernels_and_scales_them(split):
     (rnd,) = r._bufs["rand"]
     dst[:], y[:], rnd[:] = 0, 0, -1
     work = floors.gemm(4, 8, 2, count=3) + floors.moved(elems=len(src), exp=len(x) // 2)
-    probe = r.program(work)
+    gemms, probe = r.program(work)                 # apart: the copy would evict the operands
+    assert len(gemms.gemms) == 1 and gemms.passes == [] and probe.gemms == []
+    probe()                                                        # outside a sample
+    assert probe.records == []
+    probe.begin_sample()
     probe()
+    probe()
+    probe.end_sample()
     assert (dst == src).all()
     np.testing.assert_array_equal(y, np.exp(x))
     assert (rnd == -1).all()                                       # no draws counted
     assert [name for name, _ in probe.passes] == ["copy", "exp"]
-    assert len(probe.records) == 1 and len(probe.records[0]) == 3
-    probe.records = [[1.0, 4.0, 2.0], [3.0, 6.0, 2.0], [2.0, 5.0, 8.0]]
-    # medians 2, 5, 2; the copy moves half the buffer's length twice (read + write): 5 × 0.5
-    assert probe.seconds() == pytest.approx(2.0 + 5.0 * 0.5 + 2.0 * 0.5)
-    assert r.program(floors.moved(rand=10)).passes == [("rand", 10 / len(rnd))]
+    assert len(probe.records) == 1 and len(probe.records[0]) == 3     # one sample, 3 parts
+    probe.records = [[0.0, 4.0, 2.0], [0.0, 6.0, 2.0], [0.0, 5.0, 8.0]]
+    # medians 5 and 2; the copy moves half the buffer's length twice (read + write): 5 × 0.5
+    assert probe.seconds() == pytest.approx(5.0 * 0.5 + 2.0 * 0.5)
+    assert r.program(floors.moved(rand=10))[0].passes == [("rand", 10 / len(rnd))]
 
 
 def _fake(name, med, q1, q3, torch_med=1.0):
@@ -402,3 +410,24 @@ def test_each_switch_is_followed_by_untimed_calls(clock, settle, idle, extra):
     assert calls["a"] == 1 + 2 * number + 2 * extra
     assert calls["b"] == 1 + 2 * number + 1 * extra
     assert slept == ([idle] * 3 if idle else [])
+
+
+def test_a_side_with_sample_hooks_sees_only_its_timed_calls(clock):
+    """compare calls a side's begin_sample/end_sample around each timed sample only: the
+    warm-up and settling calls fall outside them (the floor probe records only timed calls)."""
+    log = []
+
+    class Side:
+        def __call__(self):
+            log.append("call")
+            clock.now += 0.001
+
+        def begin_sample(self):
+            log.append("begin")
+
+        def end_sample(self):
+            log.append("end")
+    compare({"a": Side(), "b": lambda: setattr(clock, "now", clock.now + 0.001)}, repeats=2,
+            warmup=1, min_time=0.002, settle=0.0015, max_extra_warmup=0)
+    # warm-up call; then per sample of side a: 2 settling calls, begin, 2 timed calls, end
+    assert log == ["call"] + ["call", "call", "begin", "call", "call", "end"] * 2
