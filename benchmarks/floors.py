@@ -357,15 +357,15 @@ class Rates:
 
 
 class FloorProbe:
-    """A case's floor (or its products' or rate kernels' part), measured while the case runs:
-    each call does the work's products in their fastest orientations, then one pass of each
-    rate kernel the work needs (a copy of
-    the 64 MiB buffer, ``np.exp`` over the 4M-element one, the 4M random draws; on one thread
-    or split, as :class:`Rates` found faster) and, inside the harness's timed samples, records
-    how long each part took. The floor is then :meth:`seconds`: the products' median time plus each kernel's median time scaled
-    to the work's amount — the machine's rates taken in the same minutes as the case, at the
-    same buffer sizes as the start-of-run rates (a copy of the case's own byte count instead
-    would run from the cache and change what the floor means)."""
+    """A part of a case's floor — its products, or its rate kernels — measured while the case
+    runs. Each call does the products in their fastest orientations and one pass of each rate
+    kernel the work needs (a copy of the 64 MiB buffer, ``np.exp`` over the 4M-element one, the
+    4M random draws; on one thread or split, as :class:`Rates` found faster) and, inside the
+    harness's timed samples, records how long each part took. :meth:`seconds` is then the
+    products' median time plus each kernel's median time scaled to the work's amount: the
+    machine's rates taken in the same minutes as the case, at the same buffer sizes as the
+    start-of-run rates (a copy of the case's own byte count would run from the cache instead
+    and change what the floor means)."""
 
     def __init__(self, rates: Rates, gemms: list, passes: list[tuple[str, float]]):
         self.rates, self.gemms, self.passes = rates, gemms, passes
