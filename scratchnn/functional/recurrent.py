@@ -24,8 +24,9 @@ piece with the textbook):
 
 * the input projection ``x_t W_ihᵀ + b`` for all T steps is ONE GEMM (T·B, I) @ (I, G·H);
 * the gates of a step sit side by side (one row, or one block of rows in column layout), the
-  sigmoid gates first, so one sigmoid and one tanh cover them (the LSTM runs its rows in the order i, f, o, g internally — torch's
-  i, f, g, o with the last two blocks swapped — and swaps them back in the weight gradients);
+  sigmoid gates first, so one sigmoid and one tanh cover them (the LSTM runs its rows in the
+  order i, f, o, g internally — torch's i, f, g, o with the last two blocks swapped — and
+  swaps them back in the weight gradients);
 * the backward writes each step's gate gradients into one buffer ((T, B, G·H); the GRU's
   (T, 4H, B) holds its n block twice, dan ⊙ r for W_hh and dan for W_ih), and dW_ih, dW_hh,
   the biases and dx come out of it at the end as one GEMM each (no per-step accumulation);
