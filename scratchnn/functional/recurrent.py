@@ -146,7 +146,8 @@ def _check_layer(fn: str, n_gates: int, input: Array, states: dict, w_ih: Array,
 def _project(x: Array, w: Array, b: Array | None) -> Array:
     """x_t Wᵀ + b for every step at once: ONE GEMM (T·B, I) @ (I, G·H) -> (T, B, G·H)."""
     T, B, I = x.shape
-    G = np.matmul(x.reshape(T * B, I), w.T)                               # (T·B, G·H)
+    G = np.matmul(x.reshape(T * B, I), w.T,                               # (T·B, G·H)
+                  out=recycle.empty((T * B, w.shape[0]), x.dtype))
     if b is not None:
         G += b
     return G.reshape(T, B, w.shape[0])
@@ -589,7 +590,9 @@ def gru_layer_forward(input: Array, h0: Array | None, w_ih: Array, w_hh: Array,
     A = _columns(_project(x, w_ih, b))                                    # (T, 3H, B)
     S, HN = recycle.empty((T + 1, H, B), dt), recycle.empty((T, H, B), dt)
     S[sched.states(sched.order[0])[0]] = sched.sort(_zeros_state(h0, B, H, dt), 0).T
-    b_hn = 0 if b_hh is None else b_hh[H2:, None]                          # (H, 1)
+    # b_hn written out to (H, B) once: a block against a block, not a column per row
+    # (2.5 against 4.5 µs a step); zeros without b_hh (+0, as the old scalar 0 added)
+    b_hn = (np.zeros((H, B), dt) if b_hh is None else np.repeat(b_hh[H2:, None], B, axis=1))
     gh = np.empty((3 * H, B), dt)
     for t in sched.order:                                                 # one time step:
         p, q, n = *sched.states(t), sched.sizes[t]
@@ -597,7 +600,7 @@ def gru_layer_forward(input: Array, h0: Array | None, w_ih: Array, w_hh: Array,
         np.matmul(w_hh, h_prev, out=g)                                    # [hr hz hn] − b_hh
         a[:H2] += g[:H2]
         _sigmoid_(a[:H2])                                                 # r, z
-        hn = np.add(g[H2:], b_hn, out=HN[t, :, :n])                       # hn = W_hn h + b_hn
+        hn = np.add(g[H2:], b_hn[:, :n], out=HN[t, :, :n])                # hn = W_hn h + b_hn
         r, z, nt = a[:H], a[H:H2], a[H2:]
         nt += r * hn
         np.tanh(nt, out=nt)                                               # n
