@@ -273,11 +273,7 @@ def _warnings_md(results: dict) -> list[str]:
 
 
 def _switch_text(cfg: dict) -> str:
-    """What the harness did at every switch between sides (results.json's config; a run from
-    before ``--idle`` slept ``settle`` seconds and then called for ``rewarm``)."""
-    if "rewarm" in cfg:
-        return (f"{cfg['settle']} s pause at every switch, then {cfg['rewarm']} s of untimed "
-                f"calls of the next side.")
+    """What the harness did at every switch between sides."""
     idle = f"{cfg['idle']} s of sleep, then " if cfg.get("idle") else ""
     return f"at every switch {idle}{cfg['settle']} s of untimed calls of the next side."
 
