@@ -485,19 +485,24 @@ def test_sigmoid_blocks_equal_the_whole_array_formula(monkeypatch, dtype, thread
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype, threads):
-    # large last-axis log_softmax runs in row blocks over row ranges per thread: each row is
-    # reduced alone, so the bits equal the whole-array formula (-inf entries and a NaN row too)
+@pytest.mark.parametrize("width", [13, 300])
+def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype, threads,
+                                                              width):
+    # large last-axis (log_)softmax runs in row blocks over row ranges per thread: each row is
+    # reduced alone, so the bits equal the whole-array formula (-inf entries and a NaN row
+    # too); rows of 300 run their broadcasts row by row (perf.blocks.row_loops), rows of 13 not
     import scratchnn
+    from scratchnn.perf import blocks
     from scratchnn.perf import threads as parallel
     from scratchnn.functional import activation as A
-    monkeypatch.setattr(A, "_ROW_BLOCK_BYTES", 4 * 7 * 13)  # 7 rows of 13 (float64: 3) per block
+    assert (width >= blocks.ROW_LOOPS_MIN) == (width == 300)
+    monkeypatch.setattr(A, "_ROW_BLOCK_BYTES", 4 * 7 * width)   # 7 rows (float64: 3) a block
     monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
     before = parallel.get_num_threads()
     parallel.set_num_threads(threads)
     try:
         rng = np.random.default_rng(threads)
-        x = (rng.standard_normal((3, 31, 13)) * 6).astype(dtype)  # 93 rows: a ragged tail
+        x = (rng.standard_normal((3, 31, width)) * 6).astype(dtype)  # 93 rows: a ragged tail
         x[0, 0, :4] = -np.inf
         x[1, 2, 5] = np.nan
         dy = rng.standard_normal(x.shape).astype(dtype)
@@ -507,6 +512,13 @@ def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype
         np.testing.assert_array_equal(y, ref)
         np.testing.assert_array_equal(pb(dy)[0], dy - np.exp(ref) * dy.sum(axis=-1, keepdims=True))
         assert y.dtype == dtype and pb(dy)[0].dtype == dtype
+        p, pb = scratchnn.vjp(F.softmax, x, dim=-1)
+        e = np.exp(s)
+        ref = e / e.sum(axis=-1, keepdims=True)
+        np.testing.assert_array_equal(p, ref)
+        np.testing.assert_array_equal(pb(dy)[0], (dy - (dy * ref).sum(axis=-1, keepdims=True))
+                                      * ref)
+        assert np.getbufsize() == 8192                        # row_loops left nothing behind
     finally:
         parallel.set_num_threads(before)
 

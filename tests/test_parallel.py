@@ -71,3 +71,44 @@ def test_ranges_reraise_a_workers_error(threads):
 
     with pytest.raises(RuntimeError, match="piece"):
         parallel.ranges(step, 64, parallel.MIN_PARALLEL)
+
+
+def test_row_loops_sets_the_buffer_to_a_row_and_restores_it():
+    """row_loops(n): NumPy's ufunc buffer at most one row (a multiple of 16) inside, for the
+    calling thread only; restored on exit, also after an error; nothing changed for short
+    rows (under ROW_LOOPS_MIN)."""
+    import threading
+
+    from scratchnn.perf import blocks
+    before = np.getbufsize()
+    with blocks.row_loops(1000):
+        assert np.getbufsize() == 992
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(np.getbufsize()))
+        t.start()
+        t.join()
+        assert seen == [8192]                                 # another thread: NumPy's default
+    assert np.getbufsize() == before
+    with blocks.row_loops(20000):
+        assert np.getbufsize() == 8192
+    with blocks.row_loops(blocks.ROW_LOOPS_MIN - 1):
+        assert np.getbufsize() == before
+    with pytest.raises(KeyError):
+        with blocks.row_loops(300):
+            assert np.getbufsize() == 288
+            raise KeyError("inside")
+    assert np.getbufsize() == before
+
+
+@pytest.mark.parametrize("n", [300, 1000])
+def test_row_loops_gives_the_bits_of_buffered_ufuncs(n):
+    """A per-row broadcast computed row by row equals NumPy's buffered loop bit for bit."""
+    from scratchnn.perf import blocks
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((37, n)).astype(np.float32)
+    m = rng.standard_normal((37, 1)).astype(np.float32)
+    want = [x - m, x * m, x / m]
+    with blocks.row_loops(n):
+        got = [x - m, x * m, x / m]
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

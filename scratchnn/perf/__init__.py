@@ -22,7 +22,8 @@ is not the op's mathematics lives here, off the contract floor:
   (``box_sum``, its adjoint ``box_spread``), flat runs along the last dimension, plane blocks;
 * :mod:`~scratchnn.perf.blocks` — the activations' blocked passes: σ, tanh's and σ's backward
   block by block (``sigmoid_into``, ``sigmoid_grad_into``, ``tanh_grad_into``), the softmax
-  family's row blocks (``as_rows``, ``row_blocks``);
+  family's row blocks (``as_rows``, ``row_blocks``) and ``row_loops`` (per-row broadcasts
+  looped row by row, not through NumPy's buffer);
 * :mod:`~scratchnn.perf.elementwise` — ``blocked``: an elementwise kernel of many ufunc passes run
   one cache-sized block at a time over the threads (the activations' fused forwards, relu), and
   ``select_bits``, ``np.where`` on the bits;

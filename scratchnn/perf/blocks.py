@@ -9,19 +9,26 @@ engine (:mod:`scratchnn.functional.activation`):
   backward (1 − y) · dy · y, block by block in the output;
 * :func:`tanh_grad_into` — tanh's backward dy · (1 − y²), block by block in the output;
 * :func:`as_rows` / :func:`row_blocks` — a softmax-type reduction along the last axis as
-  (rows, n) and the row blocks ``[i, j)`` of about a given number of bytes.
+  (rows, n) and the row blocks ``[i, j)`` of about a given number of bytes;
+* :func:`row_loops` — a context in which a ufunc with an operand broadcast along rows (a
+  per-row statistic (M, 1), a per-channel value (C, 1)) loops over the rows instead of
+  copying that operand out into NumPy's buffer (2–3× faster on rows of 256 elements and more).
 
 The callers decide when to use them (the engine's ``choose_route``) and pass the block sizes.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
 
 Array = np.ndarray
 
-__all__ = ["sigmoid_into", "sigmoid_grad_into", "tanh_grad_into", "as_rows", "row_blocks"]
+__all__ = ["sigmoid_into", "sigmoid_grad_into", "tanh_grad_into", "as_rows", "row_blocks",
+           "row_loops"]
+
+ROW_LOOPS_MIN = 256                  # rows shorter than this keep NumPy's buffer (see row_loops)
 
 
 def sigmoid_into(x: Array, out: Array, block: int) -> Array:
@@ -84,3 +91,27 @@ def row_blocks(a: int, b: int, n: int, itemsize: int, block_bytes: int
     block gives the same bits as whole-array calls."""
     step = max(1, block_bytes // (itemsize * n))
     return ((i, min(b, i + step)) for i in range(a, b, step))
+
+
+@contextmanager
+def row_loops(n: int) -> Iterator[None]:
+    """Inside, NumPy's ufuncs over rows of ``n`` contiguous elements loop row by row instead of
+    buffering (the calling thread only; NumPy restores its buffer size on exit).
+
+    When a ufunc's operands do not form one contiguous run — ``x (M, n) − m (M, 1)``, a
+    per-row statistic broadcast back, or ``y (N, C, n) += b (C, 1)`` — NumPy ≥ 2.3 fills
+    its buffer of ``np.getbufsize()`` (8192) elements to get a longer inner loop, and the
+    broadcast operand is copied into it element by element. A buffer no longer than a row
+    makes the row itself the inner loop, with the operand as a scalar. Measured, float32,
+    131 072 elements in cache: rows of 1000 minus their (M, 1) maxima 55 → 19 µs (a plain
+    subtraction of one scalar takes 15), rows of 676 += a per-channel (C, 1) bias 37 → 18 µs;
+    rows of 128 no change, rows of 64 slower, hence nothing is changed below
+    ``ROW_LOOPS_MIN`` elements. Reductions along the rows (``sum(axis=1)``) get slower with a
+    short buffer (rows of 676: 35 → 41 µs), so only the broadcasting passes go inside. The
+    same elementwise operations, so the same bits."""
+    if n < ROW_LOOPS_MIN:
+        yield
+        return
+    with np.errstate():                              # NumPy 2: errstate scopes the bufsize too
+        np.setbufsize(max(16, min(n, 8192) // 16 * 16))    # a multiple of 16, at most a row
+        yield
