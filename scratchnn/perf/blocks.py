@@ -96,22 +96,27 @@ def row_blocks(a: int, b: int, n: int, itemsize: int, block_bytes: int
 @contextmanager
 def row_loops(n: int) -> Iterator[None]:
     """Inside, NumPy's ufuncs over rows of ``n`` contiguous elements loop row by row instead of
-    buffering (the calling thread only; NumPy restores its buffer size on exit).
+    buffering (the calling thread only: NumPy keeps its buffer size per thread; restored on
+    exit).
 
     When a ufunc's operands do not form one contiguous run — ``x (M, n) − m (M, 1)``, a
-    per-row statistic broadcast back, or ``y (N, C, n) += b (C, 1)`` — NumPy ≥ 2.3 fills
-    its buffer of ``np.getbufsize()`` (8192) elements to get a longer inner loop, and the
-    broadcast operand is copied into it element by element. A buffer no longer than a row
-    makes the row itself the inner loop, with the operand as a scalar. Measured, float32,
+    per-row statistic broadcast back, or ``y (N, C, n) += b (C, 1)`` — NumPy (2.4 measured)
+    fills its buffer of ``np.getbufsize()`` (8192) elements to get a longer inner loop, and
+    the broadcast operand is copied into it element by element. A buffer no longer than a
+    row makes the row itself the inner loop, with the operand as a scalar. Measured, float32,
     131 072 elements in cache: rows of 1000 minus their (M, 1) maxima 55 → 19 µs (a plain
     subtraction of one scalar takes 15), rows of 676 += a per-channel (C, 1) bias 37 → 18 µs;
     rows of 128 no change, rows of 64 slower, hence nothing is changed below
-    ``ROW_LOOPS_MIN`` elements. Reductions along the rows (``sum(axis=1)``) get slower with a
-    short buffer (rows of 676: 35 → 41 µs), so only the broadcasting passes go inside. The
-    same elementwise operations, so the same bits."""
+    ``ROW_LOOPS_MIN`` elements. Reductions along the rows (``sum(axis=1)``) get a little
+    slower with a short buffer (rows of 676: 35 → 41 µs) and give the same bits; a caller
+    enters the context once per range of blocks, not per pass (each entry is Python work
+    between ufunc calls, which two threads pay for in GIL hand-offs). The same elementwise
+    operations, so the same bits."""
     if n < ROW_LOOPS_MIN:
         yield
         return
-    with np.errstate():                              # NumPy 2: errstate scopes the bufsize too
-        np.setbufsize(max(16, min(n, 8192) // 16 * 16))    # a multiple of 16, at most a row
+    old = np.setbufsize(max(16, min(n, 8192) // 16 * 16))    # a multiple of 16, at most a row
+    try:
         yield
+    finally:
+        np.setbufsize(old)
