@@ -486,8 +486,8 @@ def test_sigmoid_blocks_equal_the_whole_array_formula(monkeypatch, dtype, thread
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("width", [13, 300])
-def test_log_softmax_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype, threads,
-                                                              width):
+def test_softmax_family_row_blocks_equal_the_whole_array_formula(monkeypatch, dtype, threads,
+                                                                width):
     # large last-axis (log_)softmax runs in row blocks over row ranges per thread: each row is
     # reduced alone, so the bits equal the whole-array formula (-inf entries and a NaN row
     # too); rows of 300 run their broadcasts row by row (perf.blocks.row_loops), rows of 13 not

@@ -1,4 +1,4 @@
-"""scratchnn.perf.threads: the thread setting and chunked elementwise evaluation."""
+"""scratchnn.perf.threads (the thread setting, chunked evaluation) and perf.blocks.row_loops."""
 from __future__ import annotations
 
 import numpy as np
