@@ -191,6 +191,29 @@ def test_threaded_chunks_are_bit_identical_to_one_thread(monkeypatch, name):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("route", ["im2col", "shifted"])
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d"])
+def test_bias_rows_loop_with_the_same_bits(monkeypatch, name, route):
+    """The bias is added over rows of H·W ≥ ROW_LOOPS_MIN with NumPy's buffer cut to one row
+    (perf.blocks.row_loops) — on each route the same numbers as with the buffered add, and
+    torch's (float64)."""
+    from scratchnn.perf import blocks
+    monkeypatch.setattr(conv_impl, "_ROUTE", route)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 16, 19, 18))                # rows of 17·16 = 272 (y) or 21·20
+    w = rng.standard_normal((16, 16, 3, 3)) / 12
+    b = rng.standard_normal(16)
+    assert 17 * 16 >= blocks.ROW_LOOPS_MIN
+    res = []
+    for row_min in (blocks.ROW_LOOPS_MIN, 1 << 30):
+        monkeypatch.setattr(blocks, "ROW_LOOPS_MIN", row_min)
+        y, pb = scratchnn.vjp(getattr(F, name), x, w, b)
+        res.append((y, *pb(np.ones_like(y))))
+    for a, c in zip(*res):
+        np.testing.assert_array_equal(a, c)
+    _vs_torch(name, (x, w, b), {}, rng)
+
+
 # ---------------------------------------------------------------------------------------------
 # the two engines: im2col + GEMM and the shifted GEMM (implicit im2col), each forced
 # ---------------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from ..autodiff import defop
+from ..perf.blocks import row_loops
 from ..perf.phases import clipped_offset_slices, phase_layout
 from ..perf.threads import get_num_threads
 from ..perf.workspace import run_chunks, workspace
@@ -226,7 +227,8 @@ def _correlate(x: Array, w3: Array, g: _Geometry, y: Array, bias: Array | None,
     y4 = y.reshape(B, g.groups, -1, g.L)                     # (B, G, Cy/G, L)
     _matmul(w3, cols4, y4)
     if bias is not None:
-        y4 += bias.reshape(g.groups, -1, 1)
+        with row_loops(g.L):                                  # the bias as a scalar per row
+            y4 += bias.reshape(g.groups, -1, 1)
     return cols4
 
 
@@ -240,7 +242,8 @@ def _scatter(y: Array, w3: Array, g: _Geometry, x: Array, bias: Array | None) ->
     _matmul(w3.transpose(0, 2, 1), y4, cols.reshape(B, g.groups, -1, g.L))
     _col2im(cols, g, x)
     if bias is not None:
-        x.reshape(B, x.shape[1], -1)[...] += bias[:, None]
+        with row_loops(math.prod(g.size)):
+            x.reshape(B, x.shape[1], -1)[...] += bias[:, None]
 
 
 def _weight_grad(y: Array, cols4: Array) -> Array:
@@ -454,7 +457,8 @@ def _shifted_correlate(x: Array, w: Array, g: _Geometry, bias: Array | None
     y = yg.reshape(Cy, N, *gr.grid)[(Ellipsis, *_out_box(g))]          # (Cy, N, *O) view
     y = y.swapaxes(0, 1).copy()                      # (N, Cy, *O), never the workspace itself
     if bias is not None:
-        y.reshape(N, Cy, g.L)[...] += bias[:, None]
+        with row_loops(g.L):                                  # the bias as a scalar per row
+            y.reshape(N, Cy, g.L)[...] += bias[:, None]
     return y, xg, gr
 
 
@@ -483,7 +487,8 @@ def _shifted_transpose(yext: Array, w: Array, g: _Geometry, gr: _Grid, n: int,
             _shifted_gemm(at[gi, ks], yext[None, gi], taps, xg[ri, gi], _run(g))
     x = _from_grid(xg.reshape(len(gr.phases), Cx, gr.L), g, gr, n)  # (N, Cx, *S)
     if bias is not None:
-        x.reshape(n, Cx, math.prod(g.size))[...] += bias[:, None]
+        with row_loops(math.prod(g.size)):
+            x.reshape(n, Cx, math.prod(g.size))[...] += bias[:, None]
     return x
 
 

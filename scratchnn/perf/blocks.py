@@ -12,7 +12,8 @@ engine (:mod:`scratchnn.functional.activation`):
   (rows, n) and the row blocks ``[i, j)`` of about a given number of bytes;
 * :func:`row_loops` — a context in which a ufunc with an operand broadcast along rows (a
   per-row statistic (M, 1), a per-channel value (C, 1)) loops over the rows instead of
-  copying that operand out into NumPy's buffer (2–3× faster on rows of 256 elements and more).
+  copying that operand out into NumPy's buffer (2–3× faster on rows of 256 elements and more;
+  the softmax row blocks, and conv's bias adds in :mod:`scratchnn.functional.conv`).
 
 The callers decide when to use them (the engine's ``choose_route``) and pass the block sizes.
 """
