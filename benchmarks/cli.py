@@ -36,7 +36,8 @@ import numpy as np
 
 from . import cases as cases_mod
 from .report import (REGRESSION, baseline_verdicts, format_baseline, format_table, json_safe,
-                     table_rows, write_json, write_markdown, write_plot)
+                     table_rows, target_verdict, targets_summary, write_json,
+                     write_markdown, write_plot)
 from .timing import compare, paired_ratio, stats
 
 __all__ = ["main", "parse_args"]
@@ -163,6 +164,14 @@ def _run_peers(case: cases_mod.Case, sides: dict, dtype: np.dtype, cfg: dict) ->
     return out
 
 
+def _floor_span(st, floor: dict | None) -> tuple[float, float] | None:
+    """scratchnn's time / floor at its first and third quartile (the floor's own spread,
+    measured beside it, is not added)."""
+    if st is None or not floor or not floor.get("total_s"):
+        return None
+    return st.q1 / floor["total_s"], st.q3 / floor["total_s"]
+
+
 def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
               rates) -> dict:
     """Time, measure and summarise one case; never raises (errors are recorded)."""
@@ -222,8 +231,9 @@ def _run_case(case: cases_mod.Case, dtype: np.dtype, cuda: bool, cfg: dict,
         f32 = cfg["dtype"] == "float32"
         value = {"floor": (floor_ratio.get("fwdbwd") or {}).get("scratchnn"),
                  "torch": q["median"]}
-        rec["targets"] = [{"kind": k, "limit": lim, "value": value[k],
-                           "met": (value[k] <= lim) if f32 and value[k] is not None else None}
+        span = {"floor": _floor_span(times["fwdbwd"].get("scratchnn"), floor.get("fwdbwd")),
+                "torch": (q["q1"], q["q3"])}
+        rec["targets"] = [target_verdict(k, lim, value[k], span[k], f32)
                           for k, lim in case.targets()]
         if rec["targets"]:
             mets = [t["met"] for t in rec["targets"]]
@@ -371,9 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     headers, rows = table_rows(results, short=True)
     print(format_table(headers, rows, max_width=100))
-    met = [c for c in results["cases"] if c.get("target_met") is not None]
-    verdict = (f"{sum(c['target_met'] for c in met)}/{len(met)} cases meet their targets"
-               if args.dtype == "float32" else "targets apply to float32 runs only")
+    verdict = (targets_summary(results["cases"]) if args.dtype == "float32"
+               else "targets apply to float32 runs only")
     print(f"\n{verdict}; {threads} threads, {args.dtype}; full table in {args.out}/report.md "
           f"(also results.json, ratios.png)")
     for w in results["warnings"]:

@@ -17,7 +17,8 @@ import os
 from typing import Any
 
 __all__ = ["table_rows", "format_table", "write_json", "write_markdown", "write_plot",
-           "HEADERS", "SHORT_HEADERS", "baseline_verdicts", "format_baseline", "REGRESSION"]
+           "HEADERS", "SHORT_HEADERS", "baseline_verdicts", "format_baseline", "REGRESSION",
+           "target_verdict", "verdict_near", "targets_summary", "NEAR_MARGIN", "NEAR_NOTE"]
 
 REGRESSION = 0.10      # --baseline: slower by more than 10 % beyond the noise is a regression
 
@@ -54,10 +55,55 @@ def _median(case: dict, mode: str, side: str) -> float | None:
     return ((case.get("times") or {}).get(mode) or {}).get(side, {}).get("median_s")
 
 
+NEAR_MARGIN = 0.10     # a ratio within 10 % of its target's limit is a verdict within the noise
+
+
+def target_verdict(kind: str, limit: float, value: float | None,
+                   span: tuple[float, float] | None, applies: bool = True) -> dict:
+    """One target's record: met when ``value`` (the median ratio) is at most ``limit``
+    (None where the target does not apply: not float32, or no value); ``near`` when the value
+    is within ``NEAR_MARGIN`` of the limit or the limit lies inside ``span`` (the ratio's
+    interquartile range in this run): another run of the same code may well give the other
+    verdict, since runs and hosts differ by more than one run's spread (:func:`verdict_near`
+    marks such verdicts with *)."""
+    met = (value <= limit) if applies and value is not None else None
+    near = bool(met is not None and (abs(value / limit - 1) <= NEAR_MARGIN or (
+        span is not None and span[0] <= limit <= span[1])))
+    return {"kind": kind, "limit": limit, "value": value,
+            "range": list(span) if span is not None else None, "met": met, "near": near}
+
+
+NEAR_NOTE = (f"*: the verdict is within the noise: a target's ratio is within "
+             f"{NEAR_MARGIN:.0%} of its limit, or the limit lies inside the ratio's "
+             "interquartile range (the paired ratio to torch; scratchnn's time quartiles over "
+             "the floor), so another run of the same code may give the other verdict.")
+
+
+def verdict_near(case: dict) -> bool:
+    """Whether a case's met/missed verdict could flip within the noise: met, with any target
+    near its limit; or missed, with every missed target near its limit (one clearly missed
+    target keeps it missed). ``near`` comes from :func:`target_verdict`."""
+    ts = case.get("targets") or []
+    if not ts or any(t["met"] is None for t in ts):
+        return False
+    missed = [t for t in ts if not t["met"]]
+    if not missed:
+        return any(t.get("near") for t in ts)
+    return all(t.get("near") for t in missed)
+
+
+def targets_summary(cases: list[dict]) -> str:
+    """"11/32 cases meet their targets (4 verdict(s) within the noise, marked *)"."""
+    judged = [c for c in cases if c.get("target_met") is not None]
+    near = sum(verdict_near(c) for c in judged)
+    return (f"{sum(c['target_met'] for c in judged)}/{len(judged)} cases meet their targets"
+            + (f" ({near} verdict(s) within the noise, marked *)" if near else ""))
+
+
 def _targets_cell(case: dict, short: bool = False) -> tuple[str, str]:
     """A case's target cells: ("floor ≤ 1.5, torch ≤ 1.3", "yes" / "MISSED floor" / "n/a"),
     or with ``short`` the terminal's ("1.5F 1.3T", "yes" / "MISS F" / "n/a"; F: × floor,
-    T: × torch)."""
+    T: × torch); a verdict within the noise (:func:`verdict_near`) ends in *."""
     ts = case.get("targets") or []
     if not ts:
         return "—", ""
@@ -66,11 +112,12 @@ def _targets_cell(case: dict, short: bool = False) -> tuple[str, str]:
         for t in ts)
     if any(t["met"] is None for t in ts):
         return text, "n/a"
+    mark = "*" if verdict_near(case) else ""
     missed = [t["kind"] for t in ts if not t["met"]]
     if not missed:
-        return text, "yes"
+        return text, "yes" + mark
     return text, ("MISS " + "".join(k[0].upper() for k in missed) if short
-                  else "MISSED " + "+".join(missed))
+                  else "MISSED " + "+".join(missed)) + mark
 
 
 def _rate(case: dict, side: str) -> str:
@@ -291,6 +338,8 @@ def write_markdown(results: dict, path: str) -> None:
              + _switch_text(cfg), "",
              *_warnings_md(results),
              format_table(headers, rows, markdown=True), "",
+             (f"**{targets_summary(results['cases'])}.**" if cfg["dtype"] == "float32"
+              else "Targets apply to float32 runs only."), "",
              "## How to read it", "",
              "- times: median milliseconds per call; fwd = forward only (autograd recording on "
              "in torch), f+b = forward + backward (all gradients).",
@@ -299,7 +348,7 @@ def write_markdown(results: dict, path: str) -> None:
              "- floor: the NumPy floor of the case's forward + backward, measured in this run "
              "(its work per case below); × floor: each side's time over it (torch, with its own "
              "kernels, may go below 1).",
-             f"- targets / met: {TARGET_NOTE} 'n/a' when the run is not float32.",
+             f"- targets / met: {TARGET_NOTE} 'n/a' when the run is not float32. {NEAR_NOTE}",
              "- GFLOP/s (cases that count FLOPs: their formula below) or GB/s (the floor's "
              "bytes over the time): forward + backward.",
              "- mem: peak extra MiB during one forward+backward: scratchnn by tracemalloc, "
@@ -326,6 +375,7 @@ def write_markdown(results: dict, path: str) -> None:
         lines += ["## Missed targets", "",
                   ", ".join(f"{c['name']} (" + ", ".join(
                       f"{t['kind']} {t['value']:.2f}× vs ≤ {t['limit']:g}"
+                      + (" *" if t.get("near") else "")
                       for t in c["targets"] if t["met"] is False) + ")" for c in missed), ""]
     peer_info = results.get("peers_info")
     if peer_info:

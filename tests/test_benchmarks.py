@@ -49,6 +49,8 @@ def test_quick_run_writes_results_report_and_plot(tmp_path, capsys):
         assert c["memory"]["scratchnn"]["peak_extra_bytes"] > 0
         assert isinstance(c["target_met"], bool)
         assert [t["kind"] for t in c["targets"]] == ["floor"]
+        t = c["targets"][0]                              # the ratio's quartiles around it
+        assert t["range"][0] <= t["value"] <= t["range"][1] and isinstance(t["near"], bool)
         fl = c["floor"]["fwdbwd"]
         assert fl["total_s"] > 0 and c["floor_ratio"]["fwdbwd"]["scratchnn"] > 0
         assert c["profile"]["entries"]                      # --profile all
@@ -65,6 +67,7 @@ def test_quick_run_writes_results_report_and_plot(tmp_path, capsys):
     assert (out / "ratios.png").read_bytes()[:8] == PNG_MAGIC
     printed = capsys.readouterr().out
     assert "×floor" in printed and "meet their targets" in printed
+    assert "cases meet their targets" in report and "within the noise" in report
     assert "× torch [IQR]" in report and "× floor sn / torch" in report
 
 
@@ -222,6 +225,41 @@ def _fake(name, med, q1, q3, torch_med=1.0):
     t = {"median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1}
     tt = {"median_s": torch_med, "q1_s": torch_med, "q3_s": torch_med, "iqr_s": 0.0}
     return {"name": name, "status": "ok", "times": {"fwdbwd": {"scratchnn": t, "torch": tt}}}
+
+
+def test_verdicts_within_the_noise_are_marked():
+    """A target whose limit lies inside its ratio's interquartile range is 'near'; a case's
+    verdict is marked * when the noise could flip it: met with a near target, or missed
+    with every missed target near; a clearly missed target keeps the verdict unmarked."""
+    from benchmarks.report import _targets_cell, target_verdict, targets_summary, verdict_near
+    met_near = target_verdict("floor", 2.0, 1.7, (1.6, 2.1))         # limit inside the IQR
+    met_clear = target_verdict("floor", 2.0, 1.7, (1.65, 1.75))
+    missed_near = target_verdict("torch", 1.3, 1.4, (1.39, 1.41))     # within 10 % of 1.3
+    missed_clear = target_verdict("torch", 1.3, 1.8, (1.7, 1.9))
+    assert (met_near["met"], met_near["near"]) == (True, True)
+    assert (met_clear["met"], met_clear["near"]) == (True, False)
+    assert (missed_near["met"], missed_near["near"]) == (False, True)
+    assert (missed_clear["met"], missed_clear["near"]) == (False, False)
+    assert target_verdict("floor", 2.0, 1.85, (1.84, 1.86))["near"] is True
+    assert target_verdict("floor", 2.0, 1.75, (1.74, 1.76))["near"] is False
+    assert target_verdict("floor", 2.0, 1.9, (1.8, 2.1), applies=False)["met"] is None
+    assert target_verdict("floor", 2.0, None, None)["near"] is False
+
+    def case(*ts):
+        return {"targets": list(ts), "target_met": all(t["met"] for t in ts)}
+    assert verdict_near(case(met_clear, met_near)) and not verdict_near(case(met_clear))
+    assert verdict_near(case(met_clear, missed_near))
+    assert not verdict_near(case(met_near, missed_clear))
+    assert not verdict_near(case(missed_near, missed_clear))
+    assert _targets_cell(case(met_near), short=True)[1] == "yes*"
+    assert _targets_cell(case(met_clear), short=True)[1] == "yes"
+    assert _targets_cell(case(met_clear, missed_near), short=True)[1] == "MISS T*"
+    assert _targets_cell(case(met_clear, missed_near))[1] == "MISSED torch*"
+    assert _targets_cell(case(missed_clear))[1] == "MISSED torch"
+    cases = [case(met_near), case(met_clear), case(missed_clear), {"target_met": None}]
+    assert targets_summary(cases) == ("2/3 cases meet their targets "
+                                      "(1 verdict(s) within the noise, marked *)")
+    assert targets_summary(cases[1:3]) == "1/2 cases meet their targets"
 
 
 def test_baseline_verdicts_and_exit_status(tmp_path, capsys):
