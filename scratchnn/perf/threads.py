@@ -69,6 +69,12 @@ def pool() -> ThreadPoolExecutor:
     return _pool
 
 
+def _bounds(n: int, pieces: int) -> list[int]:
+    """``pieces + 1`` balanced bounds from 0 to ``n``: piece i is ``[i·n // pieces, (i+1)·n //
+    pieces)`` (integer arithmetic: ~0.6 µs, where ``np.linspace`` took 5 per call)."""
+    return [i * n // pieces for i in range(pieces + 1)]
+
+
 def chunked(fn: Callable[..., Any], *arrays: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``fn(*arrays, out=out)`` computed in ``get_num_threads()`` contiguous chunks at once.
 
@@ -85,7 +91,7 @@ def chunked(fn: Callable[..., Any], *arrays: np.ndarray, out: np.ndarray) -> np.
         return out
     flat = [a.reshape(-1) for a in arrays]                      # views: contiguous inputs
     o = out.reshape(-1)
-    b = np.linspace(0, o.size, n + 1).astype(int)
+    b = _bounds(o.size, n)
     list(pool().map(lambda i: fn(*(a[b[i]:b[i + 1]] for a in flat), out=o[b[i]:b[i + 1]]),
                     range(n)))
     return out
@@ -118,7 +124,7 @@ def ranges(step: Callable[[int, int], Any], n: int, work: int) -> None:
             step(0, n)
         return
     pieces = min(n, k * PIECES_PER_THREAD)
-    bounds = np.linspace(0, n, pieces + 1).astype(int).tolist()
+    bounds = _bounds(n, pieces)
     taken, lock = itertools.count(), threading.Lock()
 
     def take() -> None:
