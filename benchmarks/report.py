@@ -464,8 +464,13 @@ def baseline_verdicts(new: dict, old: dict, threshold: float = REGRESSION) -> li
                        / o["times"]["fwdbwd"]["torch"]["median_s"])
         out.append({"name": c["name"], "old_s": to["median_s"], "new_s": tn["median_s"],
                     "ratio": r, "noise": noise, "limit": limit, "verdict": verdict,
-                    "torch_ratio": torch_r})
+                    "torch_ratio": torch_r, "target_old": o.get("target_met"),
+                    "target_new": c.get("target_met")})
     return out
+
+
+def _met(v: bool | None) -> str:
+    return {True: "met", False: "missed", None: "—"}[v]
 
 
 def format_baseline(verdicts: list[dict], threshold: float = REGRESSION) -> str:
@@ -480,6 +485,12 @@ def format_baseline(verdicts: list[dict], threshold: float = REGRESSION) -> str:
     tail = (f"{len(slower)} regression(s) (slower by more than {100 * threshold:.0f} % beyond "
             f"the noise): {', '.join(slower)}" if slower else
             f"no regression (threshold: {100 * threshold:.0f} % beyond the noise)")
+    flips = [v for v in verdicts if None not in (v.get("target_old"), v.get("target_new"))
+             and v["target_old"] != v["target_new"]]
+    if flips:                          # a target verdict that the other run did not share
+        tail += (f"\n{len(flips)} target verdict(s) differ from the baseline's: "
+                 + ", ".join(f"{v['name']} ({_met(v['target_old'])} → "
+                             f"{_met(v['target_new'])})" for v in flips))
     return table + "\n\n" + tail
 
 

@@ -275,6 +275,11 @@ def test_baseline_verdicts_and_exit_status(tmp_path, capsys):
     v = {x["name"]: x["verdict"] for x in baseline_verdicts(new, old)}
     assert v == {"a": "slower", "b": "same", "c": "faster", "d": "same"}   # d: noisy baseline
     assert "1 regression(s)" in format_baseline(baseline_verdicts(new, old))
+    assert "target verdict" not in format_baseline(baseline_verdicts(new, old))
+    old["cases"][1]["target_met"], new["cases"][1]["target_met"] = True, False
+    old["cases"][2]["target_met"], new["cases"][2]["target_met"] = False, False
+    text = format_baseline(baseline_verdicts(new, old))
+    assert "1 target verdict(s) differ from the baseline's: b (met → missed)" in text
     assert baseline_verdicts(new, old, threshold=0.5)[0]["verdict"] == "same"
 
     import json
