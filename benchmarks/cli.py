@@ -259,11 +259,13 @@ NOISY = 0.10         # a case whose paired-ratio IQR exceeds 10 % of its median 
 def _run_warnings(results: dict, load_before: tuple, load_after: tuple) -> list[str]:
     """Busy machine (load averages, CPU time stolen by the hypervisor), noisy cases (spread),
     a BLAS kernel narrower than the CPU's, OPENBLAS_CORETYPE set."""
-    from .machine import blas_warnings, cpu_flags, load_warnings, steal_warnings
+    from .machine import (blas_warnings, canary_warnings, cpu_flags, load_warnings,
+                          steal_warnings)
     m = results["machine"]
     out = load_warnings(load_before, load_after, m["logical_cores"] or 1, m["threads"])
     out += steal_warnings(m.get("steal"), {c["name"]: c.get("steal")
                                            for c in results["cases"]})
+    out += canary_warnings({c["name"]: c.get("canary_s") for c in results["cases"]})
     noisy = [c["name"] for c in results["cases"]
              if c["status"] == "ok" and (c.get("spread") or 0) > NOISY]
     busy = [c["name"] for c in results["cases"]
@@ -304,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
     from tqdm import tqdm
     from .floors import Rates
-    from .machine import cpu_times, machine_info, measure_peak, steal_fraction
+    from .machine import Canary, cpu_times, machine_info, measure_peak, steal_fraction
 
     cuda = args.device == "cuda"
     if cuda:
@@ -344,15 +346,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_peak = 1024 if quick else 2048
         peak = measure_peak(dtype, n_peak, repeats=3 if quick else 5)
         rates = Rates(dtype, threads, quick=quick)
+        canary = Canary()
         bar.update()
         records = []
         for case in selected:
             bar.set_description(case.name[:40])
+            before = canary.time()
             t0, c0 = time.perf_counter(), cpu_times()
             records.append(_run_case(case, dtype, cuda, cfg, rates))
             records[-1]["wall_s"] = time.perf_counter() - t0    # the case's share of the run
             records[-1]["loadavg_1min"] = os.getloadavg()[0]    # its own threads included
             records[-1]["steal"] = steal_fraction(c0, cpu_times())
+            records[-1]["canary_s"] = [before, canary.time()]   # the host's slow mode
             bar.update()
         bar.close()
     load_after = os.getloadavg()

@@ -16,7 +16,8 @@ import numpy as np
 from .timing import compare, stats
 
 __all__ = ["machine_info", "blas_info", "measure_peak", "cpu_flags", "blas_warnings",
-           "load_warnings", "cpu_times", "steal_fraction", "steal_warnings"]
+           "load_warnings", "cpu_times", "steal_fraction", "steal_warnings", "Canary",
+           "canary_warnings", "CANARY_WARN"]
 
 _BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
              "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -125,6 +126,60 @@ def steal_warnings(run: float | None, cases: dict[str, float | None]) -> list[st
                    f"floors' included, is slower and noisier than the machine allows"
                    + (f"; over {200 * STEAL_WARN:.0f} % in: {', '.join(worst)}" if worst else ""))
     return out
+
+
+CANARY_WARN = 1.25   # a case whose canary took 25 % more than the run's fastest canary
+
+
+class Canary:
+    """A fixed workload of the kind the host's slow mode hits hardest, timed before and after
+    every case: ``products`` in-cache (64, 192) @ (192, 2048) float32 products on the BLAS's
+    threads, each followed by an in-place add on one thread (the shifted GEMM's pattern).
+
+    On 2026-12-04 the host had a slow mode lasting tens of seconds in which this pattern took
+    1.5× as long while a 2048² GEMM took 1.03–1.05×, a 64 MiB copy and one-thread products
+    1×, and neither the load average nor the steal time moved; scratchnn's 64-channel
+    convolutions then ran 1.6–1.8× slower, torch's barely (docs/benchmarks.md)."""
+
+    def __init__(self, products: int = 40):
+        rng = np.random.default_rng(0)
+        self.a = rng.standard_normal((64, 192), dtype=np.float32)
+        self.b = rng.standard_normal((192, 2048), dtype=np.float32)
+        self.t = np.empty((64, 2048), np.float32)
+        self.o = np.zeros((64, 2048), np.float32)
+        self.products = products
+
+    def run(self) -> None:
+        for _ in range(self.products):
+            np.matmul(self.a, self.b, out=self.t)
+            self.o += self.t
+
+    def time(self, calls: int = 3) -> float:
+        """Median seconds of ``calls`` runs, after one untimed run."""
+        import time
+        self.run()
+        ts = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            self.run()
+            ts.append(time.perf_counter() - t0)
+        return float(np.median(ts))
+
+
+def canary_warnings(cases: dict[str, list[float] | None]) -> list[str]:
+    """A warning naming the cases whose canary (before or after, :class:`Canary`) took more
+    than ``CANARY_WARN`` × the fastest canary of the run."""
+    times = [t for ts in cases.values() if ts for t in ts]
+    if not times:
+        return []
+    best = min(times)
+    slow = {n: max(ts) / best for n, ts in cases.items() if ts and max(ts) > CANARY_WARN * best}
+    if not slow:
+        return []
+    return [f"the host ran short two-thread BLAS calls slowly around {len(slow)} case(s) (a "
+            f"fixed canary workload took up to {max(slow.values()):.2f}× its fastest time in "
+            f"this run; load and steal do not show this): {', '.join(slow)}; scratchnn's times "
+            f"there are likely inflated more than torch's: rerun them"]
 
 
 def _madvise_hugepage() -> bool | None:

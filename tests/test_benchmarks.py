@@ -46,6 +46,7 @@ def test_quick_run_writes_results_report_and_plot(tmp_path, capsys):
                 assert t["median_s"] > 0 and t["repeats"] == 1
             assert c["ratio"][mode]["median"] > 0
         assert c["memory"]["scratchnn"]["method"] == "tracemalloc"
+        assert len(c["canary_s"]) == 2 and min(c["canary_s"]) > 0
         assert c["memory"]["scratchnn"]["peak_extra_bytes"] > 0
         assert isinstance(c["target_met"], bool)
         assert [t["kind"] for t in c["targets"]] == ["floor"]
@@ -364,6 +365,20 @@ def test_warnings_busy_machine_and_slow_blas_kernel():
     assert blas_warnings([{"internal_api": "openblas", "architecture": "SkylakeX"}],
                          avx512, {}) == []
     assert "OPENBLAS_CORETYPE" in blas_warnings([], avx512, {"OPENBLAS_CORETYPE": "Haswell"})[0]
+
+
+def test_canary_names_the_cases_around_which_the_host_ran_slow():
+    """The canary runs its fixed workload and returns a positive median; the warning names
+    the cases whose slower canary exceeds 1.25× the run's fastest, none when all agree (no
+    timing is asserted: the values are given)."""
+    from benchmarks.machine import CANARY_WARN, Canary, canary_warnings
+    c = Canary(products=2)
+    assert c.time(calls=2) > 0 and c.o.any()
+    assert canary_warnings({"a": [0.015, 0.016], "b": [0.0155, 0.015], "c": None}) == []
+    (w,) = canary_warnings({"a": [0.015, 0.016], "b": [0.015, 0.022], "c": [0.021, 0.020]})
+    assert "2 case(s)" in w and "b, c" in w and "1.47×" in w and "a," not in w
+    assert canary_warnings({"a": [0.01, CANARY_WARN * 0.01]}) == []       # at the limit: no
+    assert canary_warnings({}) == []
 
 
 def test_warnings_cpu_time_stolen_by_the_hypervisor():
