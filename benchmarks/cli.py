@@ -257,8 +257,9 @@ NOISY = 0.10         # a case whose paired-ratio IQR exceeds 10 % of its median 
 
 
 def _run_warnings(results: dict, load_before: tuple, load_after: tuple) -> list[str]:
-    """Busy machine (load averages, CPU time stolen by the hypervisor), noisy cases (spread),
-    a BLAS kernel narrower than the CPU's, OPENBLAS_CORETYPE set."""
+    """Busy machine (load averages, CPU time stolen by the hypervisor), the host's slow mode
+    (the canary), noisy cases (spread), a BLAS kernel narrower than the CPU's,
+    OPENBLAS_CORETYPE set."""
     from .machine import (blas_warnings, canary_warnings, cpu_flags, load_warnings,
                           steal_warnings)
     m = results["machine"]

@@ -155,15 +155,11 @@ class Canary:
             self.o += self.t
 
     def time(self, calls: int = 3) -> float:
-        """Median seconds of ``calls`` runs, after one untimed run."""
-        import time
-        self.run()
-        ts = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            self.run()
-            ts.append(time.perf_counter() - t0)
-        return float(np.median(ts))
+        """Median seconds of ``calls`` runs, after an untimed one (:func:`timing.compare`)."""
+        samples, number = compare({"canary": self.run}, repeats=calls, warmup=1,
+                                  min_time=0.0, min_repeats=calls, settle=0.0,
+                                  max_extra_warmup=0)["canary"]
+        return stats(samples, number).median
 
 
 def canary_warnings(cases: dict[str, list[float] | None]) -> list[str]:
