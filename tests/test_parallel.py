@@ -112,3 +112,52 @@ def test_row_loops_gives_the_bits_of_buffered_ufuncs(n):
         got = [x - m, x * m, x / m]
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def test_block_bytes_follows_the_core_cache(monkeypatch):
+    """Row blocks stay at ``least`` where a core's L2 holds three of them (or the L2 is
+    unknown), else cut the array into ``BLOCKS`` blocks within [least, most]; a ``most``
+    below ``least`` (a test's tiny blocks) always wins."""
+    from scratchnn.perf import blocks
+    least, most = 1 << 19, 1 << 21
+    monkeypatch.setattr(blocks, "BLOCKS", 4)
+    for l2 in (None, 2 << 20, 3 * least):
+        monkeypatch.setattr(blocks, "L2_BYTES", l2)
+        assert blocks.block_bytes(100 << 20, least, most) == least
+        assert blocks.block_bytes(100 << 20, least, 700) == 700
+    monkeypatch.setattr(blocks, "L2_BYTES", 1 << 20)
+    assert blocks.block_bytes(100 << 20, least, most) == most          # capped
+    assert blocks.block_bytes(6 << 20, least, most) == (6 << 20) // 4  # total / BLOCKS
+    assert blocks.block_bytes(1 << 20, least, most) == least           # at least `least`
+    assert blocks.block_bytes(6 << 20, least, 700) == 700
+
+
+def test_block_sized_sums_are_the_same_bits_for_any_thread_count(monkeypatch, threads):
+    """With blocks sized from the array (``block_bytes``, a small L2), a layer norm's dγ, dβ and
+    a batch norm's statistics and parameter gradients, summed block by block, come out
+    bit-identical on 1, 2 and 3 threads: the block count depends on the machine, not on the
+    thread setting."""
+    import scratchnn
+    import scratchnn.functional.normalization as FN
+    from scratchnn.perf import blocks
+    monkeypatch.setattr(blocks, "L2_BYTES", 1)                 # under 3 blocks of 1 byte
+    monkeypatch.setattr(FN, "_ROW_BLOCK_MIN", 1)
+    monkeypatch.setattr(FN, "_MIN_BLOCKED", 0)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL", 1)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((96, 40)).astype(np.float32)
+    x4 = rng.standard_normal((12, 40, 3, 3)).astype(np.float32)
+    w, b = rng.standard_normal(40).astype(np.float32), rng.standard_normal(40).astype(np.float32)
+    dy, dy4 = (rng.standard_normal(a.shape).astype(np.float32) for a in (x, x4))
+    assert len(list(blocks.row_blocks(0, 96, 40, 4, blocks.block_bytes(x.nbytes, 1, 1 << 21)))) \
+        == blocks.BLOCKS                                      # several blocks, not one
+    runs = []
+    for n in (1, 2, 3):
+        parallel.set_num_threads(n)
+        _, pb = scratchnn.vjp(F.layer_norm, x, (40,), w, b)
+        rm, rv = np.zeros(40, np.float32), np.ones(40, np.float32)
+        y4, pb4 = scratchnn.vjp(F.batch_norm, x4, rm, rv, w, b, True)
+        runs.append((*pb(dy)[2:], y4, rm, rv, *pb4(dy4)[3:]))
+    for r in runs[1:]:
+        for a, b_ in zip(r, runs[0]):
+            np.testing.assert_array_equal(a, b_)

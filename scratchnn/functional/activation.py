@@ -49,8 +49,8 @@ from .._validate import check_array, check_choice, check_float, check_inplace
 from ..autodiff import defop
 from ..perf import recycle, threads
 from ..perf.bitwise import mask_select
-from ..perf.blocks import (as_rows, row_blocks, row_loops, sigmoid_grad_into, sigmoid_into,
-                           tanh_grad_into)
+from ..perf.blocks import (as_rows, block_bytes, row_blocks, row_loops, sigmoid_grad_into,
+                           sigmoid_into, tanh_grad_into)
 from ..perf.elementwise import bits_of, blocked, int_view, select_bits, zeros_block
 from ..perf.threads import chunked, ranges
 from ..perf.workspace import workspace
@@ -69,7 +69,8 @@ Array = np.ndarray
 __all__ = list(T.__all__)
 
 _SIGMOID_BLOCK = 1 << 18             # elements per block (1 MiB of float32): few calls, in cache
-_ROW_BLOCK_BYTES = 1 << 19           # (log_)softmax rows per block: about 512 KiB of each array
+_ROW_BLOCK_BYTES = 1 << 21           # (log_)softmax rows per block: at most 2 MiB of each
+_ROW_BLOCK_MIN = 1 << 19             # array, at least 512 KiB (perf.blocks.block_bytes)
 _KEEP_BYTES = 1 << 22                # per-thread scratch blocks up to this size are kept
 
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
@@ -94,8 +95,9 @@ def choose_route(op: str, *arrays: Array, axis: int | None = None) -> str:
     * ``'blocked'`` — also relu and its backward on float arrays
       (:func:`scratchnn.perf.elementwise.blocked`; a non-contiguous array is copied once);
     * ``'row blocks'`` — (log_)softmax along the last axis of C-contiguous arrays of one dtype and
-      at least ``threads.MIN_PARALLEL`` elements: blocks of about ``_ROW_BLOCK_BYTES`` rows,
-      row ranges over threads (:func:`~scratchnn.perf.threads.ranges`);
+      at least ``threads.MIN_PARALLEL`` elements: blocks of ``_ROW_BLOCK_MIN`` to
+      ``_ROW_BLOCK_BYTES`` of rows (:func:`~scratchnn.perf.blocks.block_bytes`), row ranges
+      over threads (:func:`~scratchnn.perf.threads.ranges`);
     * ``'whole array'`` — otherwise: the textbook's whole-array formula.
     """
     x = arrays[0]
@@ -654,18 +656,19 @@ for _f in (mish_forward, logsigmoid_forward, hardtanh_forward, relu6_forward,
 # -- log_softmax and softmax: row blocks over threads ----------------------------------------
 
 def _row_blocked(kernel: Any, *arrays: Array) -> Array:
-    """``kernel(*blocks, out=out_block)`` over blocks of about ``_ROW_BLOCK_BYTES`` of whole
-    rows (the last axis) of C-contiguous ``arrays`` of one shape, the row ranges over the
+    """``kernel(*blocks, out=out_block)`` over blocks of whole rows, 512 KiB to 2 MiB as
+    :func:`~scratchnn.perf.blocks.block_bytes` says, (the last axis) of C-contiguous ``arrays`` of one shape, the row ranges over the
     threads (:func:`~scratchnn.perf.threads.ranges`); the output in already-mapped memory
     (:mod:`scratchnn.perf.recycle`), of the first array's shape and dtype. Each row is reduced
     alone, so any blocking and thread split give the bits of one whole-array call."""
     rows = [as_rows(a) for a in arrays]                     # (rows, n) each
     out = recycle.empty(arrays[0].shape, arrays[0].dtype)
     o, n = out.reshape(rows[0].shape), rows[0].shape[1]
+    size = block_bytes(arrays[0].nbytes, _ROW_BLOCK_MIN, _ROW_BLOCK_BYTES)
 
     def step(a: int, b: int) -> None:
         with row_loops(n):
-            for i, j in row_blocks(a, b, n, arrays[0].itemsize, _ROW_BLOCK_BYTES):
+            for i, j in row_blocks(a, b, n, arrays[0].itemsize, size):
                 kernel(*(r[i:j] for r in rows), out=o[i:j])
     ranges(step, rows[0].shape[0], rows[0].size)
     return out
@@ -673,7 +676,7 @@ def _row_blocked(kernel: Any, *arrays: Array) -> Array:
 
 # The row kernels below are the textbook's formulas (log_sum_exp_parts, exp_parts, the
 # backwards) operation for operation, so the same bits, written into ``out`` and one
-# per-thread scratch block instead of fresh temporaries: a block's temporaries are ~512 KiB,
+# per-thread scratch block instead of fresh temporaries: a block's temporaries are 512 KiB+,
 # past glibc's mmap threshold, and freeing them can hand the pages back to the system, so the
 # next block page-faults them in again (log_softmax (4096, 1000) forward: 5.9 → 5.35 ms on 2
 # threads, 11.2 → 10.35 on one, interleaved). The row maximum is taken with ``initial=−inf``:

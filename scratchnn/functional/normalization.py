@@ -13,7 +13,9 @@ products ``np.vecdot`` (no materialised products; ``einsum("ij->i")`` is ~2.5× 
 vs 0.70 ms over 4096 rows), every pass writes into preallocated outputs (``out=``, the large
 ones from :mod:`scratchnn.perf.recycle`: no page faults) or a per-thread scratch block, γ
 and β are tiled to a block's shape once per call, and the passes run block by block
-(:func:`~scratchnn.perf.blocks.row_blocks`, about ``_ROW_BLOCK_BYTES`` of rows, in cache) with the row ranges split over threads (:func:`~scratchnn.perf.threads.ranges`).
+(:func:`~scratchnn.perf.blocks.row_blocks`, 512 KiB to 2 MiB of rows as
+:func:`~scratchnn.perf.blocks.block_bytes` says for the array and the core's L2) with the row
+ranges split over threads (:func:`~scratchnn.perf.threads.ranges`).
 Same mathematics, same validation (imported from the textbook module, which holds it once).
 How a call runs is decided in one place, :func:`choose_route`; ``ROUTES`` names the
 settings that force each route.
@@ -53,7 +55,8 @@ __all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"
            "instance_norm_forward", "instance_norm_backward", "rms_norm_forward",
            "rms_norm_backward"]
 
-_ROW_BLOCK_BYTES = 1 << 19           # rows per block: about 512 KiB of each array (in L2)
+_ROW_BLOCK_BYTES = 1 << 21           # rows per block: at most 2 MiB of each array and
+_ROW_BLOCK_MIN = 1 << 19             # at least 512 KiB (perf.blocks.block_bytes)
 _MIN_BLOCKED = 1 << 16               # below this many elements: whole-array passes
 _KEEP_BYTES = 1 << 22                # per-thread scratch blocks up to this size are kept
 
@@ -71,7 +74,8 @@ def choose_route(*rows: Array) -> str:
     the forward; x̂ and dy in the backward) or the input (N, C, *) of a batch norm in training:
 
     * ``'row blocks'`` — every array C-contiguous, of one dtype and at least ``_MIN_BLOCKED``
-      elements: blocks of about ``_ROW_BLOCK_BYTES`` (rows of a layer norm, whole samples of
+      elements: blocks of ``_ROW_BLOCK_MIN`` to ``_ROW_BLOCK_BYTES``
+      (:func:`~scratchnn.perf.blocks.block_bytes`; rows of a layer norm, whole samples of
       a batch norm) run the passes of the formula while the block is in cache, the blocks
       split over threads (:func:`~scratchnn.perf.threads.ranges`; from
       ``threads.MIN_PARALLEL`` elements on);
@@ -186,11 +190,12 @@ def _rows_forward(x2: Array, weight: Array | None, bias: Array | None, eps: floa
             _affine_into(xhat, y, w, b)
         return y, xhat, rstd
 
-    rows = max(1, _ROW_BLOCK_BYTES // (x2.itemsize * K))
+    size = blocks.block_bytes(x2.nbytes, _ROW_BLOCK_MIN, _ROW_BLOCK_BYTES)
+    rows = min(M, max(1, size // (x2.itemsize * K)))
     wt, bt = _tile(w, (rows, K), "γ rows"), _tile(b, (rows, K), "β rows")
 
     def step(a: int, c: int) -> None:
-        for i, j in blocks.row_blocks(a, c, K, x2.itemsize, _ROW_BLOCK_BYTES):
+        for i, j in blocks.row_blocks(a, c, K, x2.itemsize, size):
             _normalize_rows_into(x2[i:j], xhat[i:j], rstd[i:j], eps, center)
             if affine:
                 _affine_into(xhat[i:j], y[i:j], None if wt is None else wt[:j - i],
@@ -210,7 +215,8 @@ def _rows_backward(ctx: RowsCtx, dy: Array) -> tuple[Array, Array | None, Array 
         dbias = np.add.reduce(dy2, axis=0) if ctx.has_bias else None
         _grad_rows_into(dy2, xhat, rstd, dx, w, ctx.center)
     else:
-        spans = list(blocks.row_blocks(0, M, K, xhat.itemsize, _ROW_BLOCK_BYTES))
+        size = blocks.block_bytes(xhat.nbytes, _ROW_BLOCK_MIN, _ROW_BLOCK_BYTES)
+        spans = list(blocks.row_blocks(0, M, K, xhat.itemsize, size))
         parts_w = np.empty((len(spans), K), xhat.dtype) if w is not None else None
         parts_b = np.empty((len(spans), K), xhat.dtype) if ctx.has_bias else None
         wt = _tile(w, (spans[0][1] - spans[0][0], K), "γ rows")
@@ -337,7 +343,8 @@ def batch_norm_forward(input: Array, running_mean: Array | None, running_var: Ar
     N, C = x.shape[:2]
     S = n // N
     x3 = x.reshape(N, C, S)                                            # (N, C, S)
-    spans = list(blocks.row_blocks(0, N, x3[0].size, x.itemsize, _ROW_BLOCK_BYTES))
+    size = blocks.block_bytes(x.nbytes, _ROW_BLOCK_MIN, _ROW_BLOCK_BYTES)
+    spans = list(blocks.row_blocks(0, N, x3[0].size, x.itemsize, size))
     parts = np.empty((len(spans), C), x.dtype)                         # per-block sums
 
     def sums(k: int, i: int, j: int) -> None:

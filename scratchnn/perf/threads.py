@@ -33,9 +33,10 @@ MIN_PARALLEL = 1 << 18          # below ~256k elements a thread hand-off costs m
 PIECES_PER_THREAD = 4           # ranges() cuts its work in this many pieces per thread
 
 try:
-    _threads = max(1, len(os.sched_getaffinity(0)))
+    USABLE_CORES = max(1, len(os.sched_getaffinity(0)))     # the cores this process may use
 except AttributeError:          # pragma: no cover - not Linux
-    _threads = max(1, os.cpu_count() or 1)
+    USABLE_CORES = max(1, os.cpu_count() or 1)
+_threads = USABLE_CORES
 _pool: ThreadPoolExecutor | None = None
 
 
