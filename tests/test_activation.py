@@ -28,7 +28,7 @@ from tests.conftest import examples
 
 TF = torch.nn.functional
 DTYPES = [np.float32, np.float64]
-_BLOCK = scratchnn.perf.elementwise.BLOCK_BYTES // 8   # float64 elements of one blocked block
+_BLOCK = scratchnn.perf.elementwise.BLOCK_MIN // 8     # float64 elements of one blocked block
 
 # every op with representative keywords; (name, kwargs)
 OPS = [
