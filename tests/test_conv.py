@@ -304,6 +304,50 @@ def test_shifted_route_matches_the_textbook(monkeypatch, transposed, case):
         np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-10)
 
 
+@settings(max_examples=examples(40))
+@given(data=st.data(), seed=seeds)
+def test_strided_im2col_from_phases_equals_the_plain_copy(data, seed):
+    """im2col of strided windows from one phase copy (``_im2col_phases``) writes the columns
+    of the plain offset-by-offset copy bit for bit — every entry, padding zeros included —
+    over 1-3 d, strides 1-3, kernels 1-4, dilation, padding before and after; geometries it
+    does not apply to (size ≠ stride · out, a phase no offset reads) have no phase taps."""
+    nd = data.draw(st.integers(1, 3), label="nd")
+    dims = st.tuples(*[st.integers(1, 3)] * nd)
+    s, o = data.draw(dims, label="stride"), data.draw(dims, label="out")
+    k = data.draw(st.tuples(*[st.integers(1, 4)] * nd), label="kernel")
+    dil = data.draw(st.tuples(*[st.integers(1, 2)] * nd), label="dilation")
+    lo = tuple(data.draw(st.integers(0, d * (ki - 1)), label="lo") for d, ki in zip(dil, k))
+    extra = data.draw(st.tuples(*[st.integers(0, 1)] * nd), label="size = stride·out + extra")
+    size = tuple(si * oi + e for si, oi, e in zip(s, o, extra))
+    g = conv_impl._geometry(1, k, s, dil, [(li, 0) for li in lo], size, o)
+    reads_every_phase = all(len({(ki * d - li) % si for ki in range(kk)}) == si
+                            for kk, d, li, si in zip(k, dil, lo, s))
+    assert (g.phase_taps is not None) == (any(si > 1 for si in s) and not any(extra)
+                                          and reads_every_phase)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3) + size).astype(np.float32)
+    x.reshape(-1)[rng.integers(x.size)] = np.nan                    # NaN bits copied as they are
+    cols = {}
+    for phases in (False, True):
+        out = np.full((2, 3, g.K) + o, np.inf, np.float32)            # every entry is written
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(conv_impl, "_PHASE_IM2COL", phases)
+            conv_impl._im2col(x, g, out)
+        cols[phases] = out
+    assert not np.isinf(cols[True]).any()
+    np.testing.assert_array_equal(cols[True].view(np.int32), cols[False].view(np.int32))
+
+
+def test_strided_benchmark_layers_take_the_phase_copy():
+    """The 64-channel stride-2 layers (k 3 and the DCGAN's k 4, 32×32 -> 16×16) take the phase
+    copy; a 1×1 stride-2 projection (phase 1 unread) and odd sizes do not."""
+    def taps(size, k, p):
+        return conv_impl.check_conv("conv2d", 2, np.zeros((1, 4, size, size)),
+                                    np.zeros((4, 4, k, k)), None, 2, p, 1, 1)[1].phase_taps
+    assert taps(32, 3, 1) is not None and taps(32, 4, 1) is not None
+    assert taps(32, 1, 0) is None and taps(33, 3, 1) is None
+
+
 def test_route_choice_and_float32():
     """Wide layers take the shifted GEMM, a one-channel first layer stays on im2col; both
     keep float32 and agree with each other (and the shifted route leaves its input alone)."""
