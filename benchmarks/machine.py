@@ -17,7 +17,7 @@ from .timing import compare, stats
 
 __all__ = ["machine_info", "blas_info", "measure_peak", "cpu_flags", "blas_warnings",
            "load_warnings", "cpu_times", "steal_fraction", "steal_warnings", "Canary",
-           "canary_warnings", "CANARY_WARN"]
+           "canary_warnings", "canary_slow", "keep_faster_canary", "CANARY_WARN"]
 
 _BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
              "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -162,20 +162,39 @@ class Canary:
         return stats(samples, number).median
 
 
-def canary_warnings(cases: dict[str, list[float] | None]) -> list[str]:
-    """A warning naming the cases whose canary (before or after, :class:`Canary`) took more
-    than ``CANARY_WARN`` × the fastest canary of the run."""
+def canary_slow(cases: dict[str, list[float] | None]) -> dict[str, float]:
+    """The cases whose canary (before or after, :class:`Canary`) took more than
+    ``CANARY_WARN`` × the fastest canary among them: name -> that slower canary over the
+    fastest."""
     times = [t for ts in cases.values() if ts for t in ts]
     if not times:
-        return []
+        return {}
     best = min(times)
-    slow = {n: max(ts) / best for n, ts in cases.items() if ts and max(ts) > CANARY_WARN * best}
+    return {n: max(ts) / best for n, ts in cases.items() if ts and max(ts) > CANARY_WARN * best}
+
+
+def canary_warnings(cases: dict[str, list[float] | None], reruns: int = 0) -> list[str]:
+    """A warning naming the cases whose canary took more than ``CANARY_WARN`` × the fastest
+    canary of the run (:func:`canary_slow`), after ``reruns`` reruns of such cases."""
+    slow = canary_slow(cases)
     if not slow:
         return []
+    after = f", after measuring them again up to {reruns} time(s)" if reruns else ""
     return [f"the host ran short two-thread BLAS calls slowly around {len(slow)} case(s) (a "
             f"fixed canary workload took up to {max(slow.values()):.2f}× its fastest time in "
-            f"this run; load and steal do not show this): {', '.join(slow)}; scratchnn's times "
-            f"there are likely inflated more than torch's: rerun them"]
+            f"this run{after}; load and steal do not show this): {', '.join(slow)}; "
+            f"scratchnn's times there are likely inflated more than torch's: rerun them"]
+
+
+def keep_faster_canary(old: dict, new: dict) -> dict:
+    """Of two measurements of one case (records with ``canary_s``), the one whose slower
+    canary was faster — the host nearer its fast mode — with ``attempts`` counting both and
+    ``canary_attempts`` every attempt's canary times, in order."""
+    history = old.get("canary_attempts", [old["canary_s"]]) + [new["canary_s"]]
+    kept = dict(new if max(new["canary_s"]) < max(old["canary_s"]) else old)
+    kept["attempts"] = len(history)
+    kept["canary_attempts"] = history
+    return kept
 
 
 def _madvise_hugepage() -> bool | None:

@@ -489,3 +489,47 @@ def test_a_side_with_sample_hooks_sees_only_its_timed_calls(clock):
             warmup=1, min_time=0.002, settle=0.0015, max_extra_warmup=0)
     # warm-up call; then per sample of side a: 2 settling calls, begin, 2 timed calls, end
     assert log == ["call"] + ["call", "call", "begin", "call", "call", "end"] * 2
+
+def test_a_measurement_with_the_faster_canary_is_kept():
+    """Of two attempts at a case, the one whose slower canary was faster is kept, with every
+    attempt's canary times and their count."""
+    from benchmarks.machine import keep_faster_canary
+    a = {"name": "x", "canary_s": [0.015, 0.030], "t": "first"}
+    b = {"name": "x", "canary_s": [0.016, 0.017], "t": "second"}
+    kept = keep_faster_canary(a, b)
+    assert kept["t"] == "second" and kept["attempts"] == 2
+    assert kept["canary_attempts"] == [[0.015, 0.030], [0.016, 0.017]]
+    c = {"name": "x", "canary_s": [0.020, 0.025], "t": "third"}
+    again = keep_faster_canary(kept, c)
+    assert again["t"] == "second" and again["attempts"] == 3
+    assert again["canary_attempts"][-1] == [0.020, 0.025] and again["canary_s"] == [0.016, 0.017]
+
+
+@pytest.mark.parametrize("reruns", [0, 1])
+def test_cases_the_canary_flags_are_measured_again(tmp_path, capsys, monkeypatch, reruns):
+    """A scripted canary says the host ran slow after the first case: with ``--rerun-slow 1``
+    that case is measured again at the end (its second attempt, with a fast canary, is kept
+    and no warning is left); with 0 it keeps its one attempt and the warning names it."""
+    import benchmarks.machine as machine
+    script = iter([0.010, 0.020,      # linear: slow after it
+                   0.010, 0.010,      # relu
+                   0.010, 0.011])     # linear again
+    monkeypatch.setattr(machine.Canary, "time", lambda self, calls=3: next(script))
+    out = tmp_path / "bench"
+    status = main(["--ops", "linear,relu", "--quick", "--repeats", "1", "--warmup", "1",
+                   "--settle", "0", "--min-time", "0", "--threads", "1", "--profile", "none",
+                   "--rerun-slow", str(reruns), "--out", str(out)])
+    assert status == 0
+    res = json.loads((out / "results.json").read_text())
+    lin, relu = res["cases"]
+    assert relu.get("attempts", 1) == 1 and relu["canary_s"] == [0.010, 0.010]
+    slow_warning = [w for w in res["warnings"] if "canary" in w]
+    if reruns:
+        assert lin["attempts"] == 2 and lin["canary_s"] == [0.010, 0.011]
+        assert lin["canary_attempts"] == [[0.010, 0.020], [0.010, 0.011]]
+        assert lin["status"] == "ok" and lin["times"]["fwdbwd"]["scratchnn"]["median_s"] > 0
+        assert not slow_warning
+    else:
+        assert lin.get("attempts", 1) == 1 and lin["canary_s"] == [0.010, 0.020]
+        (w,) = slow_warning
+        assert lin["name"] in w and "after measuring" not in w
