@@ -79,6 +79,9 @@ def test_unknown_op_and_missing_cuda_are_clear_errors(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["--ops", "relu", "--device", "cuda", "--out", str(tmp_path)]) == 2
         assert "--device cuda" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:                   # argparse's own exit status 2
+        main(["--ops", "relu", "--rerun-slow", "-1", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "--rerun-slow must be >= 0" in capsys.readouterr().err
 
 
 def test_selection_quick_subset_and_every_listed_family_present():
