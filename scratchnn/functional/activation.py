@@ -656,9 +656,10 @@ for _f in (mish_forward, logsigmoid_forward, hardtanh_forward, relu6_forward,
 # -- log_softmax and softmax: row blocks over threads ----------------------------------------
 
 def _row_blocked(kernel: Any, *arrays: Array) -> Array:
-    """``kernel(*blocks, out=out_block)`` over blocks of whole rows, 512 KiB to 2 MiB as
-    :func:`~scratchnn.perf.blocks.block_bytes` says, (the last axis) of C-contiguous ``arrays`` of one shape, the row ranges over the
-    threads (:func:`~scratchnn.perf.threads.ranges`); the output in already-mapped memory
+    """``kernel(*blocks, out=out_block)`` over blocks of whole rows (the last axis) of
+    C-contiguous ``arrays`` of one shape, 512 KiB to 2 MiB each as
+    :func:`~scratchnn.perf.blocks.block_bytes` says, the row ranges over the threads
+    (:func:`~scratchnn.perf.threads.ranges`); the output in already-mapped memory
     (:mod:`scratchnn.perf.recycle`), of the first array's shape and dtype. Each row is reduced
     alone, so any blocking and thread split give the bits of one whole-array call."""
     rows = [as_rows(a) for a in arrays]                     # (rows, n) each

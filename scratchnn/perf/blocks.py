@@ -112,9 +112,9 @@ BLOCKS = max(4, 2 * USABLE_CORES)
 
 
 def block_bytes(total: int, least: int, most: int) -> int:
-    """Bytes per block of the row-block passes (softmax family, layer and batch norm) over an
-    array of ``total`` bytes, between ``least`` and ``most`` (``most`` wins where it is the
-    smaller: a test's tiny blocks).
+    """Bytes per block of the blocked passes (the softmax family's and the norms' row blocks,
+    :func:`scratchnn.perf.elementwise.blocked`) over an array of ``total`` bytes, between
+    ``least`` and ``most`` (``most`` wins where it is the smaller: a test's tiny blocks).
 
     * Where a core's L2 holds three blocks of ``least`` (a block, its output, one scratch
       block) — or the L2 is unknown — ``least``: the passes run in L2. Measured on a host with

@@ -95,8 +95,8 @@ def blocked(kernel: Callable[[Sequence[Array], Sequence[Array], Sequence[Array]]
     bits. Blocks hold ``BLOCK_MIN`` to ``BLOCK_BYTES`` of the widest array
     (:func:`~scratchnn.perf.blocks.block_bytes`: 1 MiB blocks, where a core's L2 cannot hold
     three of 512 KiB, made gelu, silu, softplus and elu 4–9 % faster on two threads over 4 M
-    float32 elements); the blocks are split over
-    ``get_num_threads()`` threads from ``threads.MIN_PARALLEL`` elements on.
+    float32 elements); the blocks are split over ``get_num_threads()`` threads from
+    ``threads.MIN_PARALLEL`` elements on.
     """
     ins = [np.ascontiguousarray(a).reshape(-1) for a in inputs]
     outs = [o.reshape(-1) for o in outputs]                       # views: C-contiguous

@@ -126,8 +126,9 @@ def running_extreme(view: Callable[[int], Array], n: int, largest: bool,
     v wins" is ``kid = max(kid, wins·j)``: two cheap integer ops instead of a masked copy.
     ``wins`` is multiplied as its uint8 view (the same 0/1 bytes): a bool operand makes NumPy
     cast it through its buffer first (23 against 11 µs per 262 144 elements; the max/min pool
-    forwards of the benchmark 0.95–0.96×). The NaN rule costs an extra pass, taken only when a NaN reached the output. ``out``: the
-    ``(m, kid)`` arrays to fill (``kid`` of :func:`kid_dtype` ``(n)``).
+    forwards of the benchmark 0.95–0.96×). The NaN rule costs an extra pass, taken only when
+    a NaN reached the output. ``out``: the ``(m, kid)`` arrays to fill (``kid`` of
+    :func:`kid_dtype` ``(n)``).
     """
     wins = np.greater if largest else np.less
     keep = np.maximum if largest else np.minimum          # both propagate NaN
