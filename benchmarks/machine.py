@@ -189,9 +189,12 @@ def canary_warnings(cases: dict[str, list[float] | None], reruns: int = 0) -> li
 def keep_faster_canary(old: dict, new: dict) -> dict:
     """Of two measurements of one case (records with ``canary_s``), the one whose slower
     canary was faster — the host nearer its fast mode — with ``attempts`` counting both and
-    ``canary_attempts`` every attempt's canary times, in order."""
+    ``canary_attempts`` every attempt's canary times, in order. A new attempt that did not
+    run (``status`` other than ``"ok"``) is never kept."""
     history = old.get("canary_attempts", [old["canary_s"]]) + [new["canary_s"]]
-    kept = dict(new if max(new["canary_s"]) < max(old["canary_s"]) else old)
+    better = (new.get("status", "ok") == "ok"
+              and max(new["canary_s"]) < max(old["canary_s"]))
+    kept = dict(new if better else old)
     kept["attempts"] = len(history)
     kept["canary_attempts"] = history
     return kept

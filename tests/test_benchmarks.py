@@ -506,6 +506,8 @@ def test_a_measurement_with_the_faster_canary_is_kept():
     again = keep_faster_canary(kept, c)
     assert again["t"] == "second" and again["attempts"] == 3
     assert again["canary_attempts"][-1] == [0.020, 0.025] and again["canary_s"] == [0.016, 0.017]
+    failed = {"name": "x", "canary_s": [0.010, 0.010], "status": "error", "t": "failed"}
+    assert keep_faster_canary(again, failed)["t"] == "second"         # never an error
 
 
 @pytest.mark.parametrize("reruns", [0, 1])
