@@ -368,8 +368,10 @@ def test_phase_runs_are_the_offset_views_of_the_padded_input(data, nd, seed):
 @pytest.fixture
 def threaded(monkeypatch):
     """Chunk even tiny inputs over 3 threads (ranges that do not start at plane 0)."""
+    from scratchnn.functional import pooling as P
     before = snn.get_num_threads()
     monkeypatch.setattr(snn.perf.threads, "MIN_PARALLEL", 0)
+    monkeypatch.setattr(P, "_AVG_PARALLEL_MIN", 0)
     yield lambda n: snn.set_num_threads(n)
     snn.set_num_threads(before)
 
@@ -378,8 +380,9 @@ THREAD_CASES = [("max_pool2d", dict(kernel_size=3, stride=2, padding=1, return_i
                 ("min_pool2d", dict(kernel_size=2, return_indices=True)),
                 ("max_pool1d", dict(kernel_size=3, stride=1, dilation=2, padding=1,
                                     ceil_mode=True)),
-                ("min_pool3d", dict(kernel_size=2, stride=1, padding=1))]
-# (average pooling runs on one thread; its plane blocks are tested below)
+                ("min_pool3d", dict(kernel_size=2, stride=1, padding=1)),
+                ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1,
+                                    count_include_pad=False))]
 
 
 @pytest.mark.parametrize("name, kwargs", THREAD_CASES, ids=[c[0] for c in THREAD_CASES])
@@ -409,10 +412,12 @@ def test_threaded_chunks_are_bit_identical_to_one_call_and_match_torch(threaded,
     for o, t in zip(outs, touts):
         np.testing.assert_allclose(o, t, rtol=1e-12, atol=0)
     np.testing.assert_allclose(dx, tdx, rtol=1e-12, atol=1e-15)
-    bouts, bdx, _ = _ours(getattr(T, name), x, dy=dy, **kwargs)      # and the textbook's
-    for o, b in zip(outs, bouts):
-        np.testing.assert_array_equal(o, b)
-    np.testing.assert_array_equal(dx, bdx)
+    bouts, bdx, _ = _ours(getattr(T, name), x, dy=dy, **kwargs)      # and the textbook's:
+    same = (np.testing.assert_array_equal if not name.startswith("avg")     # average pooling
+            else lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15))
+    for o, b in zip(outs, bouts):                         # sums separably, in another order
+        same(o, b)
+    same(dx, bdx)
 
 
 def _as_tuple(out):
@@ -528,12 +533,18 @@ def test_choose_route_names_the_path_taken(name, kwargs):
         with MonkeyPatch.context() as mp:
             mp.setattr(P, "_DIRECT", False)
             assert not P.choose_route(kind, g, 32 * 64, 4).direct
-        with MonkeyPatch.context() as mp:
-            for key, v in P.ROUTES["threads"].items():
-                path, attr = key.rsplit(".", 1)
-                mp.setattr(__import__(path, fromlist=[attr]), attr, v)
-            assert P.choose_route(kind, g, 1, 4).threaded
-    else:
+    with MonkeyPatch.context() as mp:
+        for key, v in P.ROUTES["threads"].items():
+            path, attr = key.rsplit(".", 1) if "." in key else (P.__name__, key)
+            mp.setattr(__import__(path, fromlist=[attr]), attr, v)
+        assert P.choose_route(kind, g, 1, 4).threaded
+    with MonkeyPatch.context() as mp:                    # the benchmark's size splits on 2
+        mp.setattr(snn.perf.threads, "_threads", 2)
+        assert P.choose_route(kind, g, 32 * 64, 4).threaded
+        assert kind == "extreme" or not P.choose_route(kind, g, 8 * 64, 4).threaded  # 0.5 M
+        mp.setattr(snn.perf.threads, "_threads", 1)
+        assert not P.choose_route(kind, g, 32 * 64, 4).threaded
+    if kind == "avg":
         assert r.flat == (False, True) and 1 < r.block < 32 * 64
         with MonkeyPatch.context() as mp:
             mp.setattr(P, "_FLAT_RUNS", False)

@@ -73,11 +73,12 @@ _DIRECT = True          # max/min backward: write straight into dx where each ph
 _FLAT_RUNS = True       # average pooling: flat runs along the last dim where rows are L = O·s
 _BLOCK_BYTES = 1 << 22  # average pooling's plane blocks: 4 MiB was as fast as one block, 1 MiB
 #                         blocks cost 20 % more
+_AVG_PARALLEL_MIN = 1 << 21   # input elements from which average pooling splits its planes
 
 
 class Route(NamedTuple):
     """How one pooling call runs. The results are the same, bit for bit, on every route."""
-    threaded: bool             # max/min: planes split into one range per worker thread
+    threaded: bool             # planes split into ranges over the worker threads
     direct: bool               # max/min backward: dx written per offset, no phase buffer
     flat: tuple[bool, ...]     # average: per spatial dim, flat runs (else sliced passes)
     block: int                 # average: planes per block
@@ -88,10 +89,15 @@ def choose_route(kind: str, g: Geometry, planes: int, itemsize: int,
     """The one route decision of the pooling engine, for ``kind`` ``"extreme"`` (max/min) or
     ``"avg"``, ``planes`` = N·C planes of geometry ``g``:
 
-    * threads (max/min): when more than one thread is set and the work (grid points × kernel
-      offsets) reaches :data:`scratchnn.perf.threads.MIN_PARALLEL`. Average pooling stays on
-      one thread: its short memory-bound passes measured no faster split (N=32, C=64, 32×32,
-      2 cores: 3.7 vs 3.5 ms forward+backward; every pass hands the GIL over);
+    * threads: when more than one thread is set and the work reaches a minimum — max/min:
+      grid points × kernel offsets from :data:`scratchnn.perf.threads.MIN_PARALLEL`;
+      average: ``_AVG_PARALLEL_MIN`` input elements — the planes in ranges over the threads
+      (:func:`scratchnn.perf.threads.ranges`), each range its own plane blocks. Average
+      pooling split so, 2 threads, forward + backward paired against one thread, k2 s2 and
+      k3 s2 p1, the same bits: 2 M elements and more 0.67–0.87× ((32, 64, 32, 32),
+      (128, 64, 16, 16), (16, 64, 56, 56), (64, 3, 224, 224)), 1.6 M 0.86–0.91×, but 1.2 M
+      and fewer 1.15–2.8× slower (every pass hands the GIL over; (8, 256, 14, 14) is
+      0.6 ms on one thread);
     * direct (max/min backward): when every used phase is one offset's unshifted run (disjoint
       windows, e.g. k2 s2) and ``_DIRECT``: each offset's ``dy·[kid = j]`` is written straight
       into its strided view of dx, which it fills;
@@ -106,12 +112,16 @@ def choose_route(kind: str, g: Geometry, planes: int, itemsize: int,
         return Route(threaded, _DIRECT and pp.direct, (), planes)
     flat = tuple(_FLAT_RUNS and flat_runs_fit(g, d) for d in range(len(g.size)))
     largest = max(math.prod(shape) for shape in stage_shapes(g, backward))
-    return Route(False, False, flat, max(1, min(planes, _BLOCK_BYTES // (itemsize * largest))))
+    threaded = (threads.get_num_threads() > 1
+                and planes * math.prod(g.size) >= _AVG_PARALLEL_MIN)
+    return Route(threaded, False, flat,
+                 max(1, min(planes, _BLOCK_BYTES // (itemsize * largest))))
 
 
 ROUTES: dict[str, dict[str, object]] = {
     "default": {},
-    "threads": {"scratchnn.perf.threads.MIN_PARALLEL": 0, "scratchnn.perf.threads._threads": 3},
+    "threads": {"scratchnn.perf.threads.MIN_PARALLEL": 0, "_AVG_PARALLEL_MIN": 0,
+                "scratchnn.perf.threads._threads": 3},
     "phase-buffer backward": {"_DIRECT": False},
     "sliced passes": {"_FLAT_RUNS": False},
     "blocks of one plane": {"_BLOCK_BYTES": 1},
@@ -314,15 +324,16 @@ def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: 
 
     The sum is separable: :func:`~scratchnn.perf.separable.box_sum` along the first spatial
     dimension, then the next, ...; k_1 + … + k_d passes instead of k_1·…·k_d, none over a
-    padded copy (:func:`scratchnn.perf.separable.separable`), on one thread
-    (:func:`choose_route`).
+    padded copy (:func:`scratchnn.perf.separable.separable`), the planes in ranges over the
+    threads (:func:`choose_route`).
     """
     g, div = avg_geometry(fn, nd, input, kernel_size, stride, padding, ceil_mode,
                           count_include_pad, divisor_override)
     x = _planes(input, nd)                                              # (N·C, *S)
     y = np.empty((x.shape[0],) + g.out, input.dtype)                    # (N·C, *O)
     route = choose_route("avg", g, x.shape[0], x.itemsize)
-    separable(x, y, range(nd), g.out, box_sum, g, div, False, route.flat, route.block)
+    _run(route, lambda a, b: separable(x[a:b], y[a:b], range(nd), g.out, box_sum, g, div,
+                                       False, route.flat, route.block), x.shape[0], x.size)
     return y.reshape(input.shape[:-nd] + g.out), AvgPoolCtx(div, g, input.shape)
 
 
@@ -338,8 +349,9 @@ def _avg_pool_backward(ctx: AvgPoolCtx, dy: Array) -> Array:
     dy = _planes(dy, nd)                                                # (N·C, *O)
     dx = np.empty((dy.shape[0],) + g.size, dy.dtype)                    # (N·C, *S)
     route = choose_route("avg", g, dy.shape[0], dy.itemsize, backward=True)
-    separable(dy, dx, range(nd - 1, -1, -1), g.size, box_spread, g, ctx.divisor, True,
-              route.flat, route.block)
+    _run(route, lambda a, b: separable(dy[a:b], dx[a:b], range(nd - 1, -1, -1), g.size,
+                                       box_spread, g, ctx.divisor, True, route.flat,
+                                       route.block), dy.shape[0], dx.size)
     return dx.reshape(ctx.shape)
 
 
