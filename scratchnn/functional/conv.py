@@ -150,7 +150,10 @@ def _phase_taps(kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tupl
     (ΠO) layout; else None.
 
     Along a dim, offset κ reads x[o·s + κ·dil − lo] = phase r at index o + q, with
-    κ·dil − lo = q·s + r (0 ≤ r < s)."""
+    κ·dil − lo = q·s + r (0 ≤ r < s). The shifted GEMM's ``perf.phases.phase_layout`` splits
+    the *padded* input instead, on a grid of O + dil·(k − 1) div s points per dim (its shifts
+    never negative, its runs never needing zeroes): columns on that grid would be wider than
+    the ΠO that im2col's GEMM wants (measured slower, docs/design.md)."""
     if all(s == 1 for s in stride) or any(n != s * o for n, s, o in zip(size, stride, out)):
         return None
     pitches = [math.prod(out[i + 1:]) for i in range(len(out))]

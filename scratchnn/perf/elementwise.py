@@ -35,7 +35,7 @@ from .blocks import block_bytes
 
 Array = np.ndarray
 
-__all__ = ["BLOCK_BYTES", "blocked", "int_view", "bits_of", "select_bits", "zeros_block"]
+__all__ = ["BLOCK_BYTES", "BLOCK_MIN", "blocked", "int_view", "bits_of", "select_bits", "zeros_block"]
 
 BLOCK_BYTES = 1 << 20            # bytes of each array per block: at most 1 MiB and at least
 BLOCK_MIN = 1 << 19              # 512 KiB (128 k float32), as blocks.block_bytes says
