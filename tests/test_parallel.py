@@ -73,6 +73,96 @@ def test_ranges_reraise_a_workers_error(threads):
         parallel.ranges(step, 64, parallel.MIN_PARALLEL)
 
 
+def test_run_team_runs_on_the_workers_and_then_again(threads):
+    """The caller and k − 1 worker threads each run ``take`` once per call, call after call
+    (the workers wait on their lock between calls), and after a worker's error."""
+    import threading
+    for k in (2, 3):
+        parallel.set_num_threads(k)
+        for _ in range(3):
+            seen, lock = [], threading.Lock()
+
+            def take():
+                with lock:
+                    seen.append(threading.get_ident())
+            parallel.run_team(take, k)
+            assert len(seen) == len(set(seen)) == k
+            assert threading.get_ident() in seen
+
+    def fail():
+        if threading.current_thread() is not threading.main_thread():
+            raise KeyError("worker")
+    with pytest.raises(KeyError, match="worker"):
+        parallel.run_team(fail, 2)
+    calls = []
+    parallel.run_team(lambda: calls.append(1), 2)                # the team still works
+    assert len(calls) == 2
+
+
+def test_nested_and_concurrent_ranges_run_on_the_caller(threads):
+    """A ``ranges`` call inside a step (the workers are busy) and calls from other threads at
+    the same time each cover their own indices once: a busy team runs the call on the
+    calling thread, never waits for itself."""
+    import threading
+    parallel.set_num_threads(2)
+    outer = np.zeros((8, 50), np.int64)
+
+    def step(a, b):
+        for i in range(a, b):
+            def inner(c, d, i=i):
+                outer[i, c:d] += 1
+            parallel.ranges(inner, 50, parallel.MIN_PARALLEL)
+    nested = threading.Thread(target=parallel.ranges, args=(step, 8, parallel.MIN_PARALLEL))
+    nested.start()
+    nested.join(timeout=60)                                         # a deadlock fails here
+    assert not nested.is_alive()
+    np.testing.assert_array_equal(outer, 1)
+
+    counts = np.zeros((4, 1000), np.int64)
+
+    def user(t):
+        for _ in range(20):
+            parallel.ranges(lambda a, b: counts[t, a:b].__iadd__(1), 1000,
+                            parallel.MIN_PARALLEL)
+    others = [threading.Thread(target=user, args=(t,)) for t in range(4)]
+    for t in others:
+        t.start()
+    for t in others:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in others)
+    np.testing.assert_array_equal(counts, 20)
+
+
+def test_a_forked_child_starts_its_own_workers(threads):
+    """After ``os.fork`` the parent's workers do not exist in the child; its first parallel
+    call starts new ones instead of waiting for the lost threads forever."""
+    import os
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    parallel.set_num_threads(2)
+    parallel.ranges(lambda a, b: None, 8, parallel.MIN_PARALLEL)   # the parent's workers
+    pid = os.fork()
+    if pid == 0:                                                     # the child
+        code = 1
+        try:
+            seen = np.zeros(64, np.int64)
+            parallel.ranges(lambda a, b: seen[a:b].__iadd__(1), 64, parallel.MIN_PARALLEL)
+            code = 0 if (seen == 1).all() else 1
+        finally:
+            os._exit(code)
+    import time
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's parallel call hung")
+
+
 def test_row_loops_sets_the_buffer_to_a_row_and_restores_it():
     """row_loops(n): NumPy's ufunc buffer at most one row (a multiple of 16) inside, for the
     calling thread only; restored on exit, also after an error; nothing changed for short

@@ -7,7 +7,7 @@ page faults down and, optionally, overlaps one chunk's copies with another's mat
   convolutions write into memory that is already mapped instead of page-faulting a fresh large
   buffer every time (measured: several ms per call for the shifted route's grids);
 * :func:`run_chunks` — ``step(n0, n1)`` over batch chunks whose column buffer fits a byte
-  budget, on the calling thread or spread over the one shared pool of
+  budget, on the calling thread or spread over the worker threads of
   :mod:`scratchnn.perf.threads`.
 
 The engine passes its own settings (``WORKSPACE_BYTES``, the thread count its route chose) in
@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .threads import pool
+from .threads import share
 
 __all__ = ["workspace", "run_chunks"]
 
@@ -50,7 +50,7 @@ def run_chunks(n: int, per_sample: int, itemsize: int, step: Callable[[int, int]
     The chunks split ``[0, n)`` into balanced pieces whose column buffer (``per_sample``
     elements of ``itemsize`` bytes per sample) fits ``budget`` bytes. With ``threads > 1`` and
     more than one chunk they run on ``threads`` lanes — the calling thread and ``threads − 1``
-    workers of the shared pool, lane j taking chunks j, j + threads, … — so one chunk's copies
+    workers of :mod:`scratchnn.perf.threads`, each taking the next chunk left — so one chunk's copies
     (NumPy releases the GIL) overlap another's matrix product. Chunk boundaries and the order
     of the returned results do not depend on ``threads``: results are bit-identical."""
     if n == 0:
@@ -64,14 +64,9 @@ def run_chunks(n: int, per_sample: int, itemsize: int, step: Callable[[int, int]
         return [step(n0, n1) for n0, n1 in chunks]
     results: list = [None] * len(chunks)
 
-    def lane(j: int) -> None:
-        for i in range(j, len(chunks), lanes):
+    def each(a: int, b: int) -> None:
+        for i in range(a, b):
             results[i] = step(*chunks[i])
 
-    rest = [pool().submit(lane, j) for j in range(1, lanes)]
-    try:
-        lane(0)                                               # the calling thread's share
-    finally:
-        for f in rest:
-            f.result()                                        # re-raises a worker's error
+    share(each, list(range(len(chunks) + 1)), lanes)          # one chunk at a time
     return results
