@@ -163,6 +163,52 @@ def test_a_forked_child_starts_its_own_workers(threads):
     pytest.fail("the forked child's parallel call hung")
 
 
+def _team_calls(monkeypatch):
+    calls = []
+    real = parallel.run_team
+
+    def spy(take, k):
+        calls.append(k)
+        real(take, k)
+    monkeypatch.setattr(parallel, "run_team", spy)
+    return calls
+
+
+def test_ranges_least_sets_the_work_from_which_threads_run(threads, monkeypatch):
+    parallel.set_num_threads(2)
+    calls = _team_calls(monkeypatch)
+    parallel.ranges(lambda a, b: None, 8, 1000, least=1001)
+    assert calls == []
+    parallel.ranges(lambda a, b: None, 8, 1001, least=1001)
+    parallel.ranges(lambda a, b: None, 8, parallel.MIN_PARALLEL)
+    assert calls == [2, 2]
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm", "batch_norm", "log_softmax",
+                                "softmax"])
+def test_row_statistics_ops_take_threads_from_min_parallel_rows(threads, monkeypatch, op):
+    """The softmax family and the norms run on one thread below ``MIN_PARALLEL_ROWS``
+    elements (their blocks' short ufunc calls hand the GIL over: slower on two threads),
+    forward and backward, and on the workers from there on."""
+    from scratchnn import vjp
+    parallel.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    calls = _team_calls(monkeypatch)
+    for size, threaded in ((parallel.MIN_PARALLEL_ROWS // 2, False),
+                           (parallel.MIN_PARALLEL_ROWS, True)):
+        x = rng.standard_normal((size // 256, 4, 64)).astype(np.float32)
+        if op == "batch_norm":
+            args = (x, None, None, rng.standard_normal(4).astype(np.float32), None, True)
+        elif op in ("layer_norm", "rms_norm"):
+            args = (x, (64,), rng.standard_normal(64).astype(np.float32))
+        else:
+            args = (x, -1)
+        calls.clear()
+        y, pullback = vjp(getattr(F, op), *args)
+        pullback(rng.standard_normal(y.shape).astype(np.float32))
+        assert (len(calls) >= 2) if threaded else (calls == []), (size, calls)
+
+
 def test_row_loops_sets_the_buffer_to_a_row_and_restores_it():
     """row_loops(n): NumPy's ufunc buffer at most one row (a multiple of 16) inside, for the
     calling thread only; restored on exit, also after an error; nothing changed for short

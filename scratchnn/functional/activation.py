@@ -76,7 +76,7 @@ _KEEP_BYTES = 1 << 22                # per-thread scratch blocks up to this size
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
 _SMALL = {"_SIGMOID_BLOCK": 5, "_ROW_BLOCK_BYTES": 1,
           "scratchnn.perf.elementwise.BLOCK_BYTES": 24,        # 3 float64 / 6 float32 a block
-          "scratchnn.perf.threads.MIN_PARALLEL": 1}
+          "scratchnn.perf.threads.MIN_PARALLEL": 1, "scratchnn.perf.threads.MIN_PARALLEL_ROWS": 1}
 ROUTES: dict[str, dict[str, object]] = {
     "default": {},
     "blocked, 1 thread": {**_SMALL, "scratchnn.perf.threads._threads": 1},
@@ -671,7 +671,7 @@ def _row_blocked(kernel: Any, *arrays: Array) -> Array:
         with row_loops(n):
             for i, j in row_blocks(a, b, n, arrays[0].itemsize, size):
                 kernel(*(r[i:j] for r in rows), out=o[i:j])
-    ranges(step, rows[0].shape[0], rows[0].size)
+    ranges(step, rows[0].shape[0], rows[0].size, threads.MIN_PARALLEL_ROWS)
     return out
 
 

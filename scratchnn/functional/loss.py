@@ -45,7 +45,8 @@ ROUTES: dict[str, dict[str, object]] = {
     "default": {},
     "log_softmax row blocks, 2 threads": {
         "scratchnn.functional.activation._ROW_BLOCK_BYTES": 1,
-        "scratchnn.perf.threads.MIN_PARALLEL": 1, "scratchnn.perf.threads._threads": 2},
+        "scratchnn.perf.threads.MIN_PARALLEL": 1, "scratchnn.perf.threads.MIN_PARALLEL_ROWS": 1,
+        "scratchnn.perf.threads._threads": 2},
 }
 
 

@@ -61,7 +61,8 @@ _MIN_BLOCKED = 1 << 16               # below this many elements: whole-array pas
 _KEEP_BYTES = 1 << 22                # per-thread scratch blocks up to this size are kept
 
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
-_SMALL = {"_MIN_BLOCKED": 0, "_ROW_BLOCK_BYTES": 1, "scratchnn.perf.threads.MIN_PARALLEL": 1}
+_SMALL = {"_MIN_BLOCKED": 0, "_ROW_BLOCK_BYTES": 1, "scratchnn.perf.threads.MIN_PARALLEL": 1,
+          "scratchnn.perf.threads.MIN_PARALLEL_ROWS": 1}
 ROUTES: dict[str, dict[str, object]] = {
     "whole array": {"_MIN_BLOCKED": 1 << 62},
     "row blocks, 1 thread": {**_SMALL, "scratchnn.perf.threads._threads": 1},
@@ -200,7 +201,7 @@ def _rows_forward(x2: Array, weight: Array | None, bias: Array | None, eps: floa
             if affine:
                 _affine_into(xhat[i:j], y[i:j], None if wt is None else wt[:j - i],
                              None if bt is None else bt[:j - i])
-    threads.ranges(step, M, x2.size)
+    threads.ranges(step, M, x2.size, threads.MIN_PARALLEL_ROWS)
     return y, xhat, rstd
 
 
@@ -230,7 +231,7 @@ def _rows_backward(ctx: RowsCtx, dy: Array) -> tuple[Array, Array | None, Array 
                     parts_b[k] = np.add.reduce(dy2[i:j], axis=0)
                 _grad_rows_into(dy2[i:j], xhat[i:j], rstd[i:j], dx[i:j],
                                 None if wt is None else wt[:j - i], ctx.center)
-        threads.ranges(step, len(spans), xhat.size)
+        threads.ranges(step, len(spans), xhat.size, threads.MIN_PARALLEL_ROWS)
         dweight = None if parts_w is None else np.add.reduce(parts_w, axis=0)
         dbias = None if parts_b is None else np.add.reduce(parts_b, axis=0)
     return (dx.reshape(dy.shape), None if dweight is None else dweight.reshape(ctx.shape),
@@ -305,7 +306,7 @@ def _blockwise(fn: Any, spans: list, work: int) -> None:
     def step(lo: int, hi: int) -> None:
         for k in range(lo, hi):
             fn(k, *spans[k])
-    threads.ranges(step, len(spans), work)
+    threads.ranges(step, len(spans), work, threads.MIN_PARALLEL_ROWS)
 
 
 def _sum_rows(a: Array) -> Array:
