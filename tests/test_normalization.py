@@ -572,3 +572,35 @@ def test_layer_norm_gradient_where_the_mean_is_large_and_the_spread_small(impl):
     res = replay("layer_norm", Case((_LN_X, (3,), _LN_W, None), {"eps": 1e-05}), "float32",
                  "cpu", seed=1, impl=impl)
     assert res.ok and res.grad_err < 5e-6, res.grad_err
+
+
+@pytest.mark.parametrize("op", ["layer_norm", "rms_norm"])
+def test_long_rows_run_as_one_row_ufunc_loops_with_the_same_bits(op, monkeypatch):
+    """Rows of at least ``_ROW_LOOPS_K`` run inside ``perf.blocks.row_loops`` (forward and
+    backward), shorter ones do not; the bits equal NumPy's buffered loops'."""
+    import scratchnn.functional.normalization as FN
+    from scratchnn.perf import blocks
+    entered = []
+    real = blocks.row_loops
+
+    def spy(n):
+        entered.append(n)
+        return real(n)
+    monkeypatch.setattr(blocks, "row_loops", spy)
+    for K, loops in ((768, True), (256, False)):
+        x = (rng.standard_normal((4 * FN._MIN_BLOCKED // K, K)) + 1).astype(np.float32)
+        w, b = rng.standard_normal(K).astype(np.float32), rng.standard_normal(K).astype(np.float32)
+        args = (x, (K,), w, b) if op == "layer_norm" else (x, (K,), w)
+        dy = rng.standard_normal(x.shape).astype(np.float32)
+        entered.clear()
+        y, pb = scratchnn.vjp(getattr(F, op), *args)
+        g = pb(dy)
+        assert (len(entered) >= 2 and set(entered) == {K}) if loops else entered == []
+        with monkeypatch.context() as m:
+            m.setattr(FN, "_ROW_LOOPS_K", 1 << 62)                 # NumPy's buffered loops
+            y0, pb0 = scratchnn.vjp(getattr(F, op), *args)
+            g0 = pb0(dy)
+        np.testing.assert_array_equal(y, y0)
+        for a, b_ in zip(g, g0):
+            if b_ is not None:
+                np.testing.assert_array_equal(a, b_)
