@@ -371,7 +371,7 @@ def threaded(monkeypatch):
     from scratchnn.functional import pooling as P
     before = snn.get_num_threads()
     monkeypatch.setattr(snn.perf.threads, "MIN_PARALLEL", 0)
-    monkeypatch.setattr(P, "_AVG_PARALLEL_MIN", 0)
+    monkeypatch.setattr(P, "_PARALLEL_MIN", 0)
     yield lambda n: snn.set_num_threads(n)
     snn.set_num_threads(before)
 
@@ -541,7 +541,7 @@ def test_choose_route_names_the_path_taken(name, kwargs):
     with MonkeyPatch.context() as mp:                    # the benchmark's size splits on 2
         mp.setattr(snn.perf.threads, "_threads", 2)
         assert P.choose_route(kind, g, 32 * 64, 4).threaded
-        assert kind == "extreme" or not P.choose_route(kind, g, 8 * 64, 4).threaded  # 0.5 M
+        assert not P.choose_route(kind, g, 8 * 64, 4).threaded           # 0.5 M: one thread
         mp.setattr(snn.perf.threads, "_threads", 1)
         assert not P.choose_route(kind, g, 32 * 64, 4).threaded
     if kind == "avg":

@@ -73,7 +73,7 @@ _DIRECT = True          # max/min backward: write straight into dx where each ph
 _FLAT_RUNS = True       # average pooling: flat runs along the last dim where rows are L = O·s
 _BLOCK_BYTES = 1 << 22  # average pooling's plane blocks: 4 MiB was as fast as one block, 1 MiB
 #                         blocks cost 20 % more
-_AVG_PARALLEL_MIN = 1 << 21   # input elements from which average pooling splits its planes
+_PARALLEL_MIN = 3 << 19       # input elements from which pooling splits its planes (1.5 M)
 
 
 class Route(NamedTuple):
@@ -89,15 +89,17 @@ def choose_route(kind: str, g: Geometry, planes: int, itemsize: int,
     """The one route decision of the pooling engine, for ``kind`` ``"extreme"`` (max/min) or
     ``"avg"``, ``planes`` = N·C planes of geometry ``g``:
 
-    * threads: when more than one thread is set and the work reaches a minimum — max/min:
-      grid points × kernel offsets from :data:`scratchnn.perf.threads.MIN_PARALLEL`;
-      average: ``_AVG_PARALLEL_MIN`` input elements — the planes in ranges over the threads
-      (:func:`scratchnn.perf.threads.ranges`), each range its own plane blocks. Average
-      pooling split so, 2 threads, forward + backward paired against one thread, k2 s2 and
-      k3 s2 p1, the same bits: 2 M elements and more 0.67–0.87× ((32, 64, 32, 32),
-      (128, 64, 16, 16), (16, 64, 56, 56), (64, 3, 224, 224)), 1.6 M 0.86–0.91×, but 1.2 M
-      and fewer 1.15–2.8× slower (every pass hands the GIL over; (8, 256, 14, 14) is
-      0.6 ms on one thread);
+    * threads: when more than one thread is set and the input has ``_PARALLEL_MIN`` elements
+      or more (1.5 M) — the planes in ranges over the threads
+      (:func:`scratchnn.perf.threads.ranges`), each range its own plane blocks. Every pass
+      hands the GIL over, so small inputs run on one thread. Measured, 2 threads, forward +
+      backward, against one thread, the same bits: average pooling k2 s2 and k3 s2 p1 over
+      2 M elements and more 0.67–0.87× ((32, 64, 32, 32), (128, 64, 16, 16),
+      (16, 64, 56, 56), (64, 3, 224, 224)), 1.6 M 0.86–0.91×, 1.3 M 0.94–0.95×, 1.05 M and
+      fewer 1.15–2.8× slower ((8, 256, 14, 14) is 0.6 ms on one thread); max pooling k2 s2
+      1.57 M 0.63×, 2 M 0.86×, 1.3 M 1.05× slower, 1.05 M 1.13×, 0.5 M 1.7×; k3 s2 p1
+      2 M 0.66×, 1.3 M 0.82×, 1.05 M 1.15× slower, 0.26 M 2.6× (grid points × offsets from
+      256 k on, before: the ConvNet's (64, 32, 24, 24) pool ran 1.12× slower split);
     * direct (max/min backward): when every used phase is one offset's unshifted run (disjoint
       windows, e.g. k2 s2) and ``_DIRECT``: each offset's ``dy·[kid = j]`` is written straight
       into its strided view of dx, which it fills;
@@ -105,22 +107,18 @@ def choose_route(kind: str, g: Geometry, planes: int, itemsize: int,
       ``_FLAT_RUNS``;
     * block (average): as many planes as fit ``_BLOCK_BYTES`` at the largest pass.
     """
+    threaded = threads.get_num_threads() > 1 and planes * math.prod(g.size) >= _PARALLEL_MIN
     if kind == "extreme":
-        pp = polyphase(g)
-        work = planes * math.prod(pp.grid) * len(pp.offsets)
-        threaded = threads.get_num_threads() > 1 and work >= threads.MIN_PARALLEL
-        return Route(threaded, _DIRECT and pp.direct, (), planes)
+        return Route(threaded, _DIRECT and polyphase(g).direct, (), planes)
     flat = tuple(_FLAT_RUNS and flat_runs_fit(g, d) for d in range(len(g.size)))
     largest = max(math.prod(shape) for shape in stage_shapes(g, backward))
-    threaded = (threads.get_num_threads() > 1
-                and planes * math.prod(g.size) >= _AVG_PARALLEL_MIN)
     return Route(threaded, False, flat,
                  max(1, min(planes, _BLOCK_BYTES // (itemsize * largest))))
 
 
 ROUTES: dict[str, dict[str, object]] = {
     "default": {},
-    "threads": {"scratchnn.perf.threads.MIN_PARALLEL": 0, "_AVG_PARALLEL_MIN": 0,
+    "threads": {"_PARALLEL_MIN": 0,
                 "scratchnn.perf.threads._threads": 3},
     "phase-buffer backward": {"_DIRECT": False},
     "sliced passes": {"_FLAT_RUNS": False},
@@ -129,9 +127,10 @@ ROUTES: dict[str, dict[str, object]] = {
 
 
 def _run(route: Route, step: Callable[[int, int], None], n: int, work: int) -> None:
-    """``step`` over the planes ``[0, n)``: one range per thread, or one call."""
+    """``step`` over the planes ``[0, n)``: ranges over the threads (the route has decided:
+    no second threshold), or one call."""
     if route.threaded:
-        threads.ranges(step, n, work)
+        threads.ranges(step, n, work, least=0)
     elif n:
         step(0, n)
 
