@@ -264,10 +264,16 @@ def _mha(**over):
     return tuple(a.pop(n) for n in names), a
 
 
+# float32: six products and a softmax deep, forward and backward, so the default rtol of
+# 1.3e-6 (~11 ulp) is twice as wide here. The thorough profile found a query gradient of
+# -11.26 off by 2.47e-5 (2.2e-6 relative; 1.01x the default bound) in an unbatched 2-head case
+# with k/v widths 3 and 5, bias_k/bias_v and both masks; float64 agrees to 1e-7 everywhere.
+_MHA_TOL = {"float32": (2.6e-6, 1e-5)}
+
 register(OpSpec(
     "multi_head_attention_forward", F.multi_head_attention_forward, torch_mha, mha_cases,
     diff=(0, 1, 2, 5, 6, 7, 8, 11, 12, 14, 16, 18, 19, 20, 21, 22), family=FAMILY,
-    examples=1.0, gradcheck_regime="away",
+    examples=1.0, gradcheck_regime="away", tol=_MHA_TOL,
     rejects=[
         Reject(*_mha(num_heads=3), "num_heads"),
         Reject(*_mha(embed_dim_to_check=5), "embed_dim_to_check"),
@@ -316,4 +322,5 @@ register(OpSpec(
     "multi_head_attention_forward_out", mha_out, torch_mha_out,
     lambda regime: mha_cases(regime, need_weights=False), textbook=mha_out,
     diff=(0, 1, 2, 5, 6, 7, 8, 11, 12, 14, 16, 18, 19, 20, 21, 22), family=FAMILY,
+    tol=_MHA_TOL,
 ))
