@@ -76,7 +76,8 @@ _KEEP_BYTES = 1 << 22                # per-thread scratch blocks up to this size
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
 _SMALL = {"_SIGMOID_BLOCK": 5, "_ROW_BLOCK_BYTES": 1,
           "scratchnn.perf.elementwise.BLOCK_BYTES": 24,        # 3 float64 / 6 float32 a block
-          "scratchnn.perf.threads.MIN_PARALLEL": 1, "scratchnn.perf.threads.MIN_PARALLEL_ROWS": 1}
+          "scratchnn.perf.threads.MIN_PARALLEL": 1,
+          "scratchnn.perf.threads.MIN_PARALLEL_ROWS": 1}
 ROUTES: dict[str, dict[str, object]] = {
     "default": {},
     "blocked, 1 thread": {**_SMALL, "scratchnn.perf.threads._threads": 1},

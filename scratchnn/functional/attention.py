@@ -25,7 +25,8 @@ __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 
 # route -> the settings that force it on small inputs (tests/test_textbook.py forces each)
 _SMALL = {"scratchnn.functional.activation._ROW_BLOCK_BYTES": 1,
-          "scratchnn.perf.threads.MIN_PARALLEL": 1, "scratchnn.perf.threads.MIN_PARALLEL_ROWS": 1}
+          "scratchnn.perf.threads.MIN_PARALLEL": 1,
+          "scratchnn.perf.threads.MIN_PARALLEL_ROWS": 1}
 ROUTES: dict[str, dict[str, object]] = {
     "default": {},
     "row-blocked softmax, 1 thread": {**_SMALL, "scratchnn.perf.threads._threads": 1},

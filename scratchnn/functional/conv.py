@@ -50,8 +50,8 @@ level); the matrix products run on NumPy's BLAS threads; with stride 1 a transpo
 is computed as a correlation with the flipped kernel (im2col + GEMM, no col2im) whenever that
 reads fewer columns (``_flip``); an inner dimension of 1 is an outer product by broadcasting.
 Optionally (``_THREADS = 2``; never more than ``scratchnn.set_num_threads`` allows) chunks run
-on scratchnn's worker threads (``scratchnn.perf.threads.run_team``), overlapping one chunk's copies
-(NumPy releases the GIL) with another's matrix product. All arithmetic stays in the input's
+on scratchnn's worker threads (``scratchnn.perf.threads.run_team``), overlapping one chunk's
+copies (NumPy releases the GIL) with another's matrix product. All arithmetic stays in the input's
 dtype.
 """
 from __future__ import annotations

@@ -402,8 +402,8 @@ def batch_norm_backward(ctx: Any, dy: Array) -> tuple:
     """dx = (γ/σ)·(dy − mean(dy) − x̂·mean(dy ⊙ x̂)) per channel; dγ = Σ dy ⊙ x̂; dβ = Σ dy.
 
     Two passes over the sample blocks: the channel sums Σ dy, Σ dy ⊙ (x − μ) and Σ (x − μ)
-    (dβ; dγ and mean(x̂) after a per-channel 1/σ), then dx. A textbook context (eval, small inputs) goes to the textbook's
-    backward."""
+    (dβ; dγ and mean(x̂) after a per-channel 1/σ), then dx. A textbook context (eval, small
+    inputs) goes to the textbook's backward."""
     if isinstance(ctx, AffineNormCtx):
         return textbook.batch_norm_backward(ctx, dy)
     xc, spans, rstd = ctx.xc, ctx.spans, ctx.rstd

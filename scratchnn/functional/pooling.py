@@ -126,11 +126,11 @@ ROUTES: dict[str, dict[str, object]] = {
 }
 
 
-def _run(route: Route, step: Callable[[int, int], None], n: int, work: int) -> None:
+def _run(route: Route, step: Callable[[int, int], None], n: int) -> None:
     """``step`` over the planes ``[0, n)``: ranges over the threads (the route has decided:
     no second threshold), or one call."""
     if route.threaded:
-        threads.ranges(step, n, work, least=0)
+        threads.ranges(step, n, n, least=0)
     elif n:
         step(0, n)
 
@@ -194,8 +194,7 @@ def _extreme_pool_forward(fn: str, nd: int, largest: bool, input: Array, kernel_
         if m is not y[a:b]:
             y[a:b] = valid(m, g.out)
 
-    _run(choose_route("extreme", g, x.shape[0], input.itemsize), step, x.shape[0],
-         kid.size * n_off)
+    _run(choose_route("extreme", g, x.shape[0], input.itemsize), step, x.shape[0])
     lead = input.shape[:-nd]
     idx = (flat_indices(valid(kid, g.out), g).reshape(lead + g.out) if return_indices
            else None)
@@ -249,7 +248,7 @@ def _extreme_pool_backward(ctx: ExtremePoolCtx, dy: Any) -> Array:
             run += mask_select(d, won, out=gj).reshape(-1)                  # dy·[kid = j]
         pp.merge(grids, dx[a:b])
 
-    _run(route, step, dy.shape[0], ctx.kid.size * len(pp.offsets))
+    _run(route, step, dy.shape[0])
     return dx.reshape(ctx.shape)
 
 
@@ -332,7 +331,7 @@ def _avg_pool_forward(fn: str, nd: int, input: Array, kernel_size: Any, stride: 
     y = np.empty((x.shape[0],) + g.out, input.dtype)                    # (N·C, *O)
     route = choose_route("avg", g, x.shape[0], x.itemsize)
     _run(route, lambda a, b: separable(x[a:b], y[a:b], range(nd), g.out, box_sum, g, div,
-                                       False, route.flat, route.block), x.shape[0], x.size)
+                                       False, route.flat, route.block), x.shape[0])
     return y.reshape(input.shape[:-nd] + g.out), AvgPoolCtx(div, g, input.shape)
 
 
@@ -350,7 +349,7 @@ def _avg_pool_backward(ctx: AvgPoolCtx, dy: Array) -> Array:
     route = choose_route("avg", g, dy.shape[0], dy.itemsize, backward=True)
     _run(route, lambda a, b: separable(dy[a:b], dx[a:b], range(nd - 1, -1, -1), g.size,
                                        box_spread, g, ctx.divisor, True, route.flat,
-                                       route.block), dy.shape[0], dx.size)
+                                       route.block), dy.shape[0])
     return dx.reshape(ctx.shape)
 
 

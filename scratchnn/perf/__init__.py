@@ -11,7 +11,8 @@ is not the op's mathematics lives here, off the contract floor:
   unpadded input, and the stride-phase layout in which every kernel offset is one contiguous run;
 * :mod:`~scratchnn.perf.bitwise` — ``mask_select``: ``np.where(mask, dy, 0)`` on the bits;
 * :mod:`~scratchnn.perf.workspace` — the convolution engine's per-thread column buffers
-  (``workspace``) and its batch chunks, on the calling thread or the worker threads (``run_chunks``);
+  (``workspace``) and its batch chunks, on the calling thread or the worker threads
+  (``run_chunks``);
 * :mod:`~scratchnn.perf.inplace` — the optimizers' in-place primitives (``add_``, ``mul_``,
   ``addcmul_``, ``addcdiv_``, ``lerp_`` in torch's order of operations) and ``blocked``: an
   elementwise update run one cache-sized block at a time (Adadelta);

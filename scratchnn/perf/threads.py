@@ -34,9 +34,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["set_num_threads", "get_num_threads", "chunked", "ranges", "run_team",
-           "share", "MIN_PARALLEL",
-           "MIN_PARALLEL_ROWS"]
+__all__ = ["set_num_threads", "get_num_threads", "chunked", "ranges", "run_team", "share",
+           "MIN_PARALLEL", "MIN_PARALLEL_ROWS"]
 
 MIN_PARALLEL = 1 << 18          # below ~256k elements a thread hand-off costs more than it saves
 MIN_PARALLEL_ROWS = 1 << 20     # the same for ops of per-row statistics (ranges' ``least``)
@@ -127,11 +126,11 @@ def run_team(take: Callable[[], Any], k: int) -> None:
         finally:
             for w in team:
                 w.done.acquire()
+        errors = [w.error for w in team if w.error is not None]
         for w in team:
-            if w.error is not None:
-                error, w.error, w.task = w.error, None, None
-                raise error
-            w.task = None
+            w.task, w.error = None, None
+        if errors:
+            raise errors[0]
     finally:
         _busy.release()
 

@@ -50,8 +50,8 @@ def run_chunks(n: int, per_sample: int, itemsize: int, step: Callable[[int, int]
     The chunks split ``[0, n)`` into balanced pieces whose column buffer (``per_sample``
     elements of ``itemsize`` bytes per sample) fits ``budget`` bytes. With ``threads > 1`` and
     more than one chunk they run on ``threads`` lanes — the calling thread and ``threads − 1``
-    workers of :mod:`scratchnn.perf.threads`, each taking the next chunk left — so one chunk's copies
-    (NumPy releases the GIL) overlap another's matrix product. Chunk boundaries and the order
+    workers of :mod:`scratchnn.perf.threads`, each taking the next chunk left — so one chunk's
+    copies (NumPy releases the GIL) overlap another's matrix product. Chunk boundaries and the order
     of the returned results do not depend on ``threads``: results are bit-identical."""
     if n == 0:
         return []
